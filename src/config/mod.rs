@@ -1,0 +1,1 @@
+//! Configuration: TOML fragments merged in order into one validated `Settings`.

@@ -1,0 +1,10 @@
+//! The one integration-test binary (one link step keeps a 2-core build fast).
+//! Each module exercises a real part: the real redb file, the real binary,
+//! the real configuration files.
+
+mod cli;
+mod config;
+mod protocol_examples;
+mod protocol_hostile;
+mod protocol_roundtrip;
+mod store;

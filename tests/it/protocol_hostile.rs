@@ -1,0 +1,1 @@
+//! Tests: protocol_hostile.
