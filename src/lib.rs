@@ -7,10 +7,18 @@
 //! - [`config`]: TOML fragments merged into one validated [`config::Settings`].
 //! - [`protocol`]: the wire documents and their XML codec; no I/O.
 //! - [`store`]: the client database on redb; every state change one transaction.
+//! - [`daemon`]: `dmagent run`, the actor system and its store actor.
+//! - [`control`]: the local control socket (status, poll-now) and its report.
+//! - [`logging`]: `tracing` output as text or JSON.
+//! - [`clock`]: the one place that reads the system clock.
 //! - [`cli`]: the `dmagent` command line.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod logging;
 pub mod protocol;
 pub mod store;

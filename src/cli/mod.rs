@@ -1,6 +1,218 @@
-//! The `dmagent` command line.
+//! The `dmagent` command line: parse arguments, load the configuration, then
+//! hand over to the daemon or to a one-shot command. Exit codes are stable so
+//! that init systems and image tests can tell failures apart.
+
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Settings, Sources};
+use crate::control::{self, Request, Response};
+use crate::daemon::store_actor::{self, StatusContext};
+use crate::store::{Store, StoreError};
+
+/// Exit code: a command failed at run time (network, database, daemon).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: the command is not available yet in this build.
+pub const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code: the client database cannot be used (newer schema, locked, corrupt).
+pub const EXIT_DATABASE: u8 = 74;
+/// Exit code: the configuration is invalid (EX_CONFIG); every error was printed.
+pub const EXIT_CONFIG: u8 = config::EXIT_CONFIG;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dmagent",
+    version,
+    about = "Device management agent: keeps this device on the packages its management server assigns"
+)]
+struct Cli {
+    #[command(flatten)]
+    sources: SourceArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration fragments come from (merged in this order, after
+/// the defaults built into the binary).
+#[derive(Debug, Args)]
+struct SourceArgs {
+    /// Directory of the device image's fragments [default: /usr/lib/dmagent/conf.d]
+    #[arg(long, global = true, value_name = "DIR")]
+    image_dir: Option<PathBuf>,
+    /// Directory of the site's fragments [default: /etc/dmagent/conf.d]
+    #[arg(long, global = true, value_name = "DIR")]
+    site_dir: Option<PathBuf>,
+    /// A local configuration file, applied last
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Use only the built-in defaults and --config, not the system directories
+    #[arg(long, global = true)]
+    no_system_config: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent daemon
+    Run,
+    /// Show packages, download progress, queued tasks and the outbox
+    Status {
+        /// Print JSON instead of tables
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the agent to poll the management server now
+    PollNow,
+    /// Check the configuration: list every error with its file and key
+    CheckConfig {
+        /// Also print the effective merged configuration
+        #[arg(long)]
+        print: bool,
+    },
+}
 
 /// Entry point of the binary.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = cli.sources.to_sources();
+    let loaded = match config::load(&sources) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("dmagent: invalid configuration ({} error(s)):", errors.0.len());
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let settings = loaded.settings;
+    match cli.command {
+        Command::CheckConfig { print } => {
+            println!("configuration OK; fragments merged in order:");
+            println!("  <built-in defaults>");
+            for file in &loaded.files {
+                println!("  {}", file.display());
+            }
+            if print {
+                println!();
+                print!("{}", settings.to_toml_string());
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run => run(&settings),
+        Command::Status { json } => match control_request(&settings, &Request::Status) {
+            Ok(Response::Status(report)) => {
+                if json {
+                    match serde_json::to_string_pretty(&report) {
+                        Ok(text) => println!("{text}"),
+                        Err(e) => {
+                            eprintln!("dmagent: cannot encode status: {e}");
+                            return ExitCode::from(EXIT_FAILURE);
+                        }
+                    }
+                } else {
+                    print!("{}", status::render(&report));
+                }
+                ExitCode::SUCCESS
+            }
+            other => report_failure(other),
+        },
+        Command::PollNow => match control_request(&settings, &Request::PollNow) {
+            Ok(Response::Done { message }) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            other => report_failure(other),
+        },
+    }
+}
+
+impl SourceArgs {
+    fn to_sources(&self) -> Sources {
+        let mut sources = if self.no_system_config {
+            Sources::none()
+        } else {
+            Sources::system_defaults()
+        };
+        if let Some(dir) = &self.image_dir {
+            sources.image_dir = Some(dir.clone());
+        }
+        if let Some(dir) = &self.site_dir {
+            sources.site_dir = Some(dir.clone());
+        }
+        sources.local_file = self.config.clone();
+        sources
+    }
+}
+
+fn run(settings: &Settings) -> ExitCode {
+    if let Err(e) = crate::logging::init(&settings.log) {
+        eprintln!("dmagent: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let device_id = match settings.resolve_device_id() {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!("cannot determine the device ID: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match crate::daemon::run(settings, device_id) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(crate::daemon::DaemonError::Store(e)) => {
+            tracing::error!("{e}");
+            ExitCode::from(EXIT_DATABASE)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Asks the running daemon; when none runs, carries the request out on the
+/// database directly.
+fn control_request(settings: &Settings, request: &Request) -> Result<Response, CliError> {
+    let socket = control::socket_path(&settings.paths.state_dir);
+    match control::client::call(&socket, request) {
+        Ok(response) => return Ok(response),
+        Err(control::client::ClientError::NotRunning(_)) => {}
+        Err(e) => return Err(CliError::Other(e.to_string())),
+    }
+    let store = Store::open(&settings.database_path()).map_err(CliError::Store)?;
+    let context = StatusContext {
+        device_id: settings.resolve_device_id().ok(),
+        server_url: settings.server.url.clone(),
+        database: settings.database_path().display().to_string(),
+        daemon_running: false,
+    };
+    Ok(store_actor::execute(&store, &context, request))
+}
+
+#[derive(Debug)]
+enum CliError {
+    Store(StoreError),
+    Other(String),
+}
+
+fn report_failure(outcome: Result<Response, CliError>) -> ExitCode {
+    match outcome {
+        Ok(Response::Error { message }) => {
+            eprintln!("dmagent: {message}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Ok(other) => {
+            eprintln!("dmagent: unexpected answer from the daemon: {other:?}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(CliError::Store(e)) => {
+            eprintln!("dmagent: {e}");
+            ExitCode::from(EXIT_DATABASE)
+        }
+        Err(CliError::Other(message)) => {
+            eprintln!("dmagent: {message}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }

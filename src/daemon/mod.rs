@@ -1,0 +1,120 @@
+//! `dmagent run`: opens the client database, starts the actor system and
+//! serves the control socket until SIGTERM or SIGINT.
+//!
+//! The scheduler, poller, downloader, inventory collector and reporter actors
+//! join this system with the full-cycle issue; today the daemon holds the
+//! database and answers `status` and `poll-now`.
+
+pub mod store_actor;
+
+use std::sync::Arc;
+
+use actix::{SyncArbiter, System};
+
+use crate::config::Settings;
+use crate::control;
+use crate::store::{Store, StoreError};
+use store_actor::{StatusContext, StoreActor};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state directory could not be created.
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The client database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The control socket could not be bound.
+    #[error("cannot bind control socket {path}: {source}")]
+    Socket {
+        /// The socket path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The actor system failed.
+    #[error("actor system: {0}")]
+    System(std::io::Error),
+}
+
+/// Runs the daemon until a termination signal arrives.
+pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
+    let state_dir = settings.paths.state_dir.clone();
+    std::fs::create_dir_all(&state_dir).map_err(|source| DaemonError::StateDir {
+        path: state_dir.display().to_string(),
+        source,
+    })?;
+    // Opened before the actor system starts, so a refused database (newer
+    // schema, locked by another agent) is a clean exit, not a dead actor.
+    let store = Arc::new(Store::open(&settings.database_path())?);
+    let context = StatusContext {
+        device_id: Some(device_id.clone()),
+        server_url: settings.server.url.clone(),
+        database: settings.database_path().display().to_string(),
+        daemon_running: true,
+    };
+    let socket = control::socket_path(&state_dir);
+
+    let system = System::new();
+    let started: Result<(), DaemonError> = system.block_on(async {
+        let store_addr =
+            SyncArbiter::start(1, move || StoreActor::new(store.clone(), context.clone()));
+        let listener = control::server::bind(&socket).map_err(|source| DaemonError::Socket {
+            path: socket.display().to_string(),
+            source,
+        })?;
+        actix_rt::spawn(control::server::serve(listener, socket.clone(), store_addr));
+        actix_rt::spawn(stop_on_signal());
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            device_id = %device_id,
+            server = %settings.server.url,
+            "dmagent running: database open, control socket up; \
+             polling and downloads arrive with the full-cycle issue"
+        );
+        Ok(())
+    });
+    started?;
+    let result = system.run().map_err(DaemonError::System);
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("dmagent stopped");
+    result
+}
+
+/// Stops the actor system on SIGTERM or SIGINT.
+async fn stop_on_signal() {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
+        return;
+    };
+    first_of(term.recv(), int.recv()).await;
+    tracing::info!("termination signal received, stopping");
+    System::current().stop();
+}
+
+/// Waits for whichever of two futures finishes first.
+async fn first_of<A, B>(a: A, b: B)
+where
+    A: std::future::Future,
+    B: std::future::Future,
+{
+    let a = std::pin::pin!(a);
+    let b = std::pin::pin!(b);
+    std::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}

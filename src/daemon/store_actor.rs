@@ -1,0 +1,75 @@
+//! The store actor: the one place the daemon touches the database, on its own
+//! `SyncArbiter` thread so redb's blocking I/O never stalls the async actors.
+
+use std::sync::Arc;
+
+use actix::{Actor, Handler, Message, SyncContext};
+
+use crate::control::{Request, Response, StatusReport};
+use crate::store::Store;
+
+/// What a status report says about the daemon itself, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct StatusContext {
+    /// The resolved device ID.
+    pub device_id: Option<String>,
+    /// The configured management server.
+    pub server_url: String,
+    /// Path of the database file.
+    pub database: String,
+    /// Whether the report comes from a running daemon.
+    pub daemon_running: bool,
+}
+
+/// Owns the shared [`Store`] handle for the daemon.
+#[derive(Debug)]
+pub struct StoreActor {
+    store: Arc<Store>,
+    context: StatusContext,
+}
+
+impl StoreActor {
+    /// An actor over `store`; `context` goes into every status report.
+    pub fn new(store: Arc<Store>, context: StatusContext) -> Self {
+        StoreActor { store, context }
+    }
+}
+
+impl Actor for StoreActor {
+    type Context = SyncContext<Self>;
+}
+
+/// A control request relayed from the control socket.
+#[derive(Debug)]
+pub struct Control(pub Request);
+
+impl Message for Control {
+    type Result = Response;
+}
+
+impl Handler<Control> for StoreActor {
+    type Result = Response;
+
+    fn handle(&mut self, Control(request): Control, _: &mut SyncContext<Self>) -> Response {
+        execute(&self.store, &self.context, &request)
+    }
+}
+
+/// Carries out a control request against the database. Shared by the daemon
+/// and by the CLI when no daemon is running, so both answer identically.
+pub fn execute(store: &Store, context: &StatusContext, request: &Request) -> Response {
+    match request {
+        Request::Status => match StatusReport::collect(store, context) {
+            Ok(report) => Response::Status(Box::new(report)),
+            Err(e) => Response::Error { message: e.to_string() },
+        },
+        Request::PollNow => match crate::store::request_poll_now(store, crate::clock::unix_now()) {
+            Ok(()) => Response::Done {
+                message: "the poll task is due now; the poller that sends it arrives with the \
+                          full-cycle issue, so nothing is sent yet"
+                    .to_string(),
+            },
+            Err(e) => Response::Error { message: e.to_string() },
+        },
+    }
+}
