@@ -101,9 +101,9 @@ impl LinkSettings {
         let matches = |patterns: &[String]| patterns.iter().any(|p| glob_match(p, name));
         if matches(&self.docked_interfaces) {
             LinkClass::Docked
-        } else if matches(&self.low_bandwidth_interfaces) {
-            LinkClass::Low
-        } else if speed_bps.is_some_and(|bps| bps < self.high_bandwidth_threshold_bps) {
+        } else if matches(&self.low_bandwidth_interfaces)
+            || speed_bps.is_some_and(|bps| bps < self.high_bandwidth_threshold_bps)
+        {
             LinkClass::Low
         } else {
             LinkClass::High
