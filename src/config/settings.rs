@@ -204,7 +204,7 @@ pub struct TlsSettings {
 
 /// `[links]`: the rules that classify the current network link for the
 /// instruction response's `Flags` (0x1 low bandwidth, 0x2 high bandwidth,
-/// 0x4 docked). See [`LinkSettings::classify`](super::links).
+/// 0x4 docked). See [`LinkSettings::classify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSettings {
     /// Interfaces (glob patterns with `*`) that count as docked: the modern
