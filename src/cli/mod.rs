@@ -136,12 +136,14 @@ impl SourceArgs {
             Sources::system_defaults()
         };
         if let Some(dir) = &self.image_dir {
-            sources.image_dir = Some(dir.clone());
+            sources = sources.with_image_dir(dir);
         }
         if let Some(dir) = &self.site_dir {
-            sources.site_dir = Some(dir.clone());
+            sources = sources.with_site_dir(dir);
         }
-        sources.local_file = self.config.clone();
+        if let Some(file) = &self.config {
+            sources = sources.with_local_file(file);
+        }
         sources
     }
 }
@@ -183,7 +185,7 @@ fn control_request(settings: &Settings, request: &Request) -> Result<Response, C
     let store = Store::open(&settings.database_path()).map_err(CliError::Store)?;
     let context = StatusContext {
         device_id: settings.resolve_device_id().ok(),
-        server_url: settings.server.url.clone(),
+        server_url: server_url(settings),
         database: settings.database_path().display().to_string(),
         daemon_running: false,
     };
@@ -215,4 +217,13 @@ fn report_failure(outcome: Result<Response, CliError>) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// The configured server, or a note that none is configured.
+fn server_url(settings: &Settings) -> String {
+    settings
+        .server
+        .url
+        .clone()
+        .unwrap_or_else(|| "(none configured)".to_string())
 }

@@ -133,16 +133,17 @@ pub fn check_interface_pattern(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A `tracing` filter as `tracing-subscriber`'s `EnvFilter` reads it, with
-/// one extra rule: a directive without `=` must be a level. `EnvFilter` would
-/// take `"inof"` as a target name and quietly log almost nothing.
+/// A `tracing` filter as `tracing-subscriber`'s `Targets` reads it
+/// (`info,dmagent=debug`), with one extra rule: a directive without `=` must
+/// be a level. `Targets` would take `"inof"` as a target name and quietly log
+/// almost nothing.
 pub fn check_log_filter(filter: &str) -> Result<(), String> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     if filter.trim().is_empty() {
         return Err("empty log filter; use e.g. \"info\"".into());
     }
     for directive in filter.split(',').map(str::trim) {
-        if !directive.contains(['=', '['])
+        if !directive.contains('=')
             && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
         {
             return Err(format!(
@@ -151,7 +152,8 @@ pub fn check_log_filter(filter: &str) -> Result<(), String> {
             ));
         }
     }
-    tracing_subscriber::EnvFilter::try_new(filter)
+    filter
+        .parse::<tracing_subscriber::filter::Targets>()
         .map(drop)
         .map_err(|e| format!("{filter:?} is not a valid log filter: {e}"))
 }

@@ -55,7 +55,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
     let store = Arc::new(Store::open(&settings.database_path())?);
     let context = StatusContext {
         device_id: Some(device_id.clone()),
-        server_url: settings.server.url.clone(),
+        server_url: settings.server.url.clone().unwrap_or_else(|| "(none configured)".into()),
         database: settings.database_path().display().to_string(),
         daemon_running: true,
     };
@@ -74,7 +74,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             device_id = %device_id,
-            server = %settings.server.url,
+            server = settings.server.url.as_deref().unwrap_or("(none configured)"),
             "dmagent running: database open, control socket up; \
              polling and downloads arrive with the full-cycle issue"
         );
@@ -107,8 +107,8 @@ where
     A: std::future::Future,
     B: std::future::Future,
 {
-    let a = std::pin::pin!(a);
-    let b = std::pin::pin!(b);
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
     std::future::poll_fn(|cx| {
         if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
             std::task::Poll::Ready(())

@@ -48,10 +48,10 @@ impl Message for Control {
 }
 
 impl Handler<Control> for StoreActor {
-    type Result = Response;
+    type Result = actix::MessageResult<Control>;
 
-    fn handle(&mut self, Control(request): Control, _: &mut SyncContext<Self>) -> Response {
-        execute(&self.store, &self.context, &request)
+    fn handle(&mut self, Control(request): Control, _: &mut SyncContext<Self>) -> Self::Result {
+        actix::MessageResult(execute(&self.store, &self.context, &request))
     }
 }
 
