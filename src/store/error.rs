@@ -83,7 +83,7 @@ pub enum StoreError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: redb::Error,
+        source: Box<redb::Error>,
     },
 
     /// A stored value could not be decoded.
@@ -158,7 +158,10 @@ impl StoreError {
             redb::Error::UpgradeRequired(format) => StoreError::UnsupportedFormat { path, format },
             redb::Error::Corrupted(detail) => StoreError::Corrupt { path, detail },
             redb::Error::Io(source) => StoreError::Io { path, source },
-            source => StoreError::Database { path, source },
+            source => StoreError::Database {
+                path,
+                source: Box::new(source),
+            },
         }
     }
 }
