@@ -146,3 +146,76 @@ impl StorageBackend for ReadOnlyOverlay {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write(u64, Vec<u8>),
+        SetLen(u64),
+        Read(u64, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                0u64..20_000,
+                proptest::collection::vec(any::<u8>(), 0..6000)
+            )
+                .prop_map(|(o, d)| Op::Write(o, d)),
+            (0u64..24_000).prop_map(Op::SetLen),
+            (0u64..24_000, 0usize..9000).prop_map(|(o, l)| Op::Read(o, l)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// The overlay behaves like a byte vector, and the file never changes.
+        #[test]
+        fn behaves_like_a_vec_and_never_writes(
+            base in proptest::collection::vec(any::<u8>(), 0..12_000),
+            ops in proptest::collection::vec(op(), 1..30),
+        ) {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("f");
+            std::fs::write(&path, &base)?;
+            let overlay = ReadOnlyOverlay::new(File::open(&path)?)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut model = base.clone();
+            for op in ops {
+                match op {
+                    Op::Write(offset, data) => {
+                        let end = offset as usize + data.len();
+                        if !data.is_empty() && model.len() < end {
+                            model.resize(end, 0);
+                        }
+                        model[offset as usize..offset as usize + data.len()]
+                            .copy_from_slice(&data);
+                        overlay.write(offset, &data)?;
+                    }
+                    Op::SetLen(len) => {
+                        model.resize(len as usize, 0);
+                        overlay.set_len(len)?;
+                    }
+                    Op::Read(offset, len) => {
+                        let end = offset as usize + len;
+                        match overlay.read(offset, len) {
+                            Ok(got) => prop_assert_eq!(&got[..], &model[offset as usize..end]),
+                            Err(_) => prop_assert!(end > model.len()),
+                        }
+                    }
+                }
+                prop_assert_eq!(overlay.len()?, model.len() as u64);
+            }
+            let whole = overlay.read(0, model.len())?;
+            prop_assert_eq!(whole, model);
+            overlay.sync_data(false)?;
+            prop_assert_eq!(std::fs::read(&path)?, base);
+        }
+    }
+}
