@@ -1,1 +1,223 @@
-//! The client database on redb.
+//! The client database on redb (part B §7.1, §6, §8.4).
+//!
+//! One [`Store`] wraps one redb file; one process at a time may hold it.
+//! Every state change is one durable write transaction, built in a closure:
+//!
+//! ```no_run
+//! # use dmagent::store::{Store, PackageRecord, OutboxBody, StoreError};
+//! # fn demo(store: &Store, rec: PackageRecord, body: OutboxBody) -> Result<(), StoreError> {
+//! store.write(|tx| {
+//!     tx.put_package(&rec)?;
+//!     tx.enqueue(body)?;
+//!     Ok(())
+//! })?;
+//! # Ok(()) }
+//! ```
+//!
+//! The closure's `Ok` commits everything at once; its `Err` (or a panic)
+//! aborts everything. Nothing is cached in memory: every read goes to the
+//! file, so what the agent sees is what survives a crash.
+//!
+//! Tables ([`tables`]): `meta` (schema version, next outbox sequence),
+//! `packages`, `tasks`, `checkpoints`, `outbox`, `server`.
+
+mod error;
+mod overlay;
+mod records;
+mod schema;
+pub mod tables;
+mod tx;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, Durability};
+
+pub use error::StoreError;
+pub use records::{
+    now_unix, CheckpointRecord, OutboxBody, OutboxItem, Outcome, PackageRecord, PackageState,
+    ServerValues, TaskId, TaskKind, TaskRecord,
+};
+pub use schema::SCHEMA_VERSION;
+pub use tx::{ReadTx, Snapshot, WriteTx};
+
+use error::RedbResultExt;
+
+/// The client database: one redb file, held exclusively by this process.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Open the database at `path`, creating it (and its directory) if
+    /// missing and stamping the schema version.
+    ///
+    /// Errors: [`StoreError::NewerSchema`] if a newer agent wrote the file
+    /// (the file is left byte-for-byte untouched), [`StoreError::NotADatabase`]
+    /// for a file that is not a redb database, [`StoreError::Locked`] if
+    /// another process (or another `Store`) holds it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        let existing = match fs::metadata(&path) {
+            Ok(meta) => meta.len() > 0,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_err(e)),
+        };
+        if existing {
+            if let Some(found) = schema::probe(&path)? {
+                check_version(&path, found)?;
+            }
+        }
+
+        let db = Database::builder()
+            .create(&path)
+            .map_err(|e| schema::open_error(&path, e))?;
+        let store = Store { db, path };
+        let stamped = store.schema_version()?;
+        if stamped != SCHEMA_VERSION {
+            store.write(|tx| {
+                let found = tx.schema_version()?;
+                check_version(tx.path, found)?;
+                // Future migrations from `found` to SCHEMA_VERSION go here.
+                tx.initialize(SCHEMA_VERSION)
+            })?;
+            tracing::info!(path = %store.path.display(), from = stamped, to = SCHEMA_VERSION,
+                "client database stamped");
+        }
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` in one read transaction (a consistent view).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_read().at(&self.path)?;
+        f(&ReadTx {
+            path: &self.path,
+            tx,
+        })
+    }
+
+    /// Run `f` in one write transaction and commit it durably if `f` returns
+    /// `Ok`; abort everything `f` did if it returns `Err` or panics.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write_with(f)
+    }
+
+    /// [`Store::write`] for closures with their own error type.
+    pub fn write_with<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut tx = self.db.begin_write().at(&self.path)?;
+        tx.set_durability(Durability::Immediate);
+        let mut wtx = WriteTx {
+            path: &self.path,
+            tx,
+        };
+        match f(&mut wtx) {
+            Ok(value) => {
+                wtx.tx.commit().at(&self.path)?;
+                Ok(value)
+            }
+            Err(e) => {
+                if let Err(abort) = wtx.tx.abort() {
+                    tracing::warn!(path = %self.path.display(), error = %abort,
+                        "aborting a client database transaction failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The schema version stamped in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        self.read(|rx| rx.schema_version())
+    }
+
+    /// One package.
+    pub fn package(&self, id: &str) -> Result<Option<PackageRecord>, StoreError> {
+        self.read(|rx| rx.package(id))
+    }
+
+    /// All packages, by ID.
+    pub fn packages(&self) -> Result<Vec<PackageRecord>, StoreError> {
+        self.read(|rx| rx.packages())
+    }
+
+    /// One task.
+    pub fn task(&self, id: impl AsRef<str>) -> Result<Option<TaskRecord>, StoreError> {
+        self.read(|rx| rx.task(id))
+    }
+
+    /// All tasks, by ID.
+    pub fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        self.read(|rx| rx.tasks())
+    }
+
+    /// The download checkpoint of one package.
+    pub fn checkpoint(&self, package_id: &str) -> Result<Option<CheckpointRecord>, StoreError> {
+        self.read(|rx| rx.checkpoint(package_id))
+    }
+
+    /// All download checkpoints.
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        self.read(|rx| rx.checkpoints())
+    }
+
+    /// Up to `limit` outbox items, oldest first.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.read(|rx| rx.outbox(limit))
+    }
+
+    /// How many items wait in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.read(|rx| rx.outbox_len())
+    }
+
+    /// The server-issued values.
+    pub fn server_values(&self) -> Result<ServerValues, StoreError> {
+        self.read(|rx| rx.server_values())
+    }
+
+    /// Everything, read in one transaction.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.read(|rx| rx.snapshot())
+    }
+}
+
+/// Refuse a schema version newer than this agent's.
+fn check_version(path: &Path, found: u64) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! [`ReadTx`] and [`WriteTx`]: typed views of one redb transaction.
+
+use std::path::Path;
+
+use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
+
+use super::error::{RedbResultExt, StoreError};
+use super::records::{
+    now_unix, CheckpointRecord, OutboxBody, OutboxItem, PackageRecord, ServerValues, TaskId,
+    TaskRecord,
+};
+use super::tables::{
+    self, all_str, encode, first_u64, get_str, CHECKPOINTS, META, OUTBOX, PACKAGES, SERVER, TASKS,
+};
+
+/// Everything in the database, read in one transaction: a consistent picture
+/// for `dmagent status` and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Schema version stamped in the file.
+    pub schema_version: u64,
+    /// All packages, by ID.
+    pub packages: Vec<PackageRecord>,
+    /// All tasks, by ID.
+    pub tasks: Vec<TaskRecord>,
+    /// All download checkpoints, by package ID.
+    pub checkpoints: Vec<CheckpointRecord>,
+    /// The whole outbox, oldest first.
+    pub outbox: Vec<OutboxItem>,
+    /// The sequence number the next queued item will get.
+    pub next_outbox_seq: u64,
+    /// Server-issued values.
+    pub server: ServerValues,
+}
+
+/// A read transaction: a consistent, immutable view of the database.
+pub struct ReadTx<'s> {
+    pub(crate) path: &'s Path,
+    pub(crate) tx: redb::ReadTransaction,
+}
+
+/// A write transaction. Everything done through it becomes visible and
+/// durable together when [`Store::write`](super::Store::write)'s closure
+/// returns `Ok`, or not at all.
+pub struct WriteTx<'s> {
+    pub(crate) path: &'s Path,
+    pub(crate) tx: redb::WriteTransaction,
+}
+
+impl std::fmt::Debug for ReadTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTx").field("path", &self.path).finish()
+    }
+}
+
+impl std::fmt::Debug for WriteTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx").field("path", &self.path).finish()
+    }
+}
+
+/// The getters, identical for both transaction kinds (redb's read-only and
+/// writable tables share the `ReadableTable` trait).
+macro_rules! getters {
+    ($ty:ident) => {
+        impl $ty<'_> {
+            /// The schema version stamped in the file (0 if none).
+            pub fn schema_version(&self) -> Result<u64, StoreError> {
+                let meta = match self.tx.open_table(META) {
+                    Ok(meta) => meta,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                    Err(e) => return Err(StoreError::redb(self.path, e)),
+                };
+                let found = meta.get(tables::META_SCHEMA_VERSION).at(self.path)?;
+                Ok(found.map_or(0, |v| v.value()))
+            }
+
+            /// The sequence number the next queued outbox item will get.
+            pub fn next_outbox_seq(&self) -> Result<u64, StoreError> {
+                let meta = self.tx.open_table(META).at(self.path)?;
+                let stored = meta
+                    .get(tables::META_NEXT_OUTBOX_SEQ)
+                    .at(self.path)?
+                    .map_or(1, |v| v.value());
+                // Defensive: never hand out a number at or below one in use.
+                let outbox = self.tx.open_table(OUTBOX).at(self.path)?;
+                let after_last = outbox
+                    .last()
+                    .at(self.path)?
+                    .map_or(1, |(k, _)| k.value().saturating_add(1));
+                Ok(stored.max(after_last))
+            }
+
+            /// One package.
+            pub fn package(&self, id: &str) -> Result<Option<PackageRecord>, StoreError> {
+                let table = self.tx.open_table(PACKAGES).at(self.path)?;
+                get_str(self.path, &table, PACKAGES.name(), id)
+            }
+
+            /// All packages, by ID.
+            pub fn packages(&self) -> Result<Vec<PackageRecord>, StoreError> {
+                let table = self.tx.open_table(PACKAGES).at(self.path)?;
+                all_str(self.path, &table, PACKAGES.name())
+            }
+
+            /// One task.
+            pub fn task(&self, id: impl AsRef<str>) -> Result<Option<TaskRecord>, StoreError> {
+                let table = self.tx.open_table(TASKS).at(self.path)?;
+                get_str(self.path, &table, TASKS.name(), id.as_ref())
+            }
+
+            /// All tasks, by ID.
+            pub fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+                let table = self.tx.open_table(TASKS).at(self.path)?;
+                all_str(self.path, &table, TASKS.name())
+            }
+
+            /// The download checkpoint of one package.
+            pub fn checkpoint(
+                &self,
+                package_id: &str,
+            ) -> Result<Option<CheckpointRecord>, StoreError> {
+                let table = self.tx.open_table(CHECKPOINTS).at(self.path)?;
+                get_str(self.path, &table, CHECKPOINTS.name(), package_id)
+            }
+
+            /// All download checkpoints, by package ID.
+            pub fn checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
+                let table = self.tx.open_table(CHECKPOINTS).at(self.path)?;
+                all_str(self.path, &table, CHECKPOINTS.name())
+            }
+
+            /// Up to `limit` outbox items, oldest (lowest sequence) first.
+            pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+                let table = self.tx.open_table(OUTBOX).at(self.path)?;
+                first_u64(self.path, &table, OUTBOX.name(), limit)
+            }
+
+            /// How many items wait in the outbox.
+            pub fn outbox_len(&self) -> Result<u64, StoreError> {
+                let table = self.tx.open_table(OUTBOX).at(self.path)?;
+                table.len().at(self.path)
+            }
+
+            /// The server-issued values (all `None` if none were stored yet).
+            pub fn server_values(&self) -> Result<ServerValues, StoreError> {
+                let table = self.tx.open_table(SERVER).at(self.path)?;
+                Ok(
+                    get_str(self.path, &table, SERVER.name(), tables::SERVER_KEY)?
+                        .unwrap_or_default(),
+                )
+            }
+
+            /// Everything, from this one transaction.
+            pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+                Ok(Snapshot {
+                    schema_version: self.schema_version()?,
+                    packages: self.packages()?,
+                    tasks: self.tasks()?,
+                    checkpoints: self.checkpoints()?,
+                    outbox: self.outbox(usize::MAX)?,
+                    next_outbox_seq: self.next_outbox_seq()?,
+                    server: self.server_values()?,
+                })
+            }
+        }
+    };
+}
+
+getters!(ReadTx);
+getters!(WriteTx);
+
+impl WriteTx<'_> {
+    fn put_str<T: serde::Serialize>(
+        &self,
+        def: redb::TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(def.name(), &key, value)?;
+        let mut table = self.tx.open_table(def).at(self.path)?;
+        table.insert(key, bytes.as_slice()).at(self.path)?;
+        Ok(())
+    }
+
+    fn remove_str(
+        &self,
+        def: redb::TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let mut table = self.tx.open_table(def).at(self.path)?;
+        let removed = table.remove(key).at(self.path)?.is_some();
+        Ok(removed)
+    }
+
+    fn set_meta(&self, key: &str, value: u64) -> Result<(), StoreError> {
+        let mut meta = self.tx.open_table(META).at(self.path)?;
+        meta.insert(key, value).at(self.path)?;
+        Ok(())
+    }
+
+    /// Insert or replace a package (keyed by `rec.id`).
+    pub fn put_package(&mut self, rec: &PackageRecord) -> Result<(), StoreError> {
+        if rec.id.is_empty() {
+            return Err(StoreError::InvalidRecord("package with an empty ID".into()));
+        }
+        self.put_str(PACKAGES, &rec.id, rec)
+    }
+
+    /// Remove a package together with its download task and its checkpoint
+    /// (one state change). Returns the removed record, if there was one.
+    /// Queued outbox items about it stay: the server still gets them.
+    pub fn remove_package(&mut self, id: &str) -> Result<Option<PackageRecord>, StoreError> {
+        let old = self.package(id)?;
+        self.remove_str(PACKAGES, id)?;
+        self.remove_str(TASKS, TaskId::download(id).as_str())?;
+        self.remove_str(CHECKPOINTS, id)?;
+        Ok(old)
+    }
+
+    /// Insert or replace a task (keyed by `rec.id`, which must equal
+    /// `rec.kind.id()`).
+    pub fn put_task(&mut self, rec: &TaskRecord) -> Result<(), StoreError> {
+        let expected = rec.kind.id();
+        if rec.id != expected {
+            return Err(StoreError::InvalidRecord(format!(
+                "task ID {} does not match its kind (expected {expected})",
+                rec.id
+            )));
+        }
+        self.put_str(TASKS, rec.id.as_str(), rec)
+    }
+
+    /// Remove a task; `true` if it existed.
+    pub fn remove_task(&mut self, id: impl AsRef<str>) -> Result<bool, StoreError> {
+        self.remove_str(TASKS, id.as_ref())
+    }
+
+    /// Insert or replace a download checkpoint (keyed by `rec.package_id`).
+    pub fn put_checkpoint(&mut self, rec: &CheckpointRecord) -> Result<(), StoreError> {
+        self.put_str(CHECKPOINTS, &rec.package_id, rec)
+    }
+
+    /// Remove a download checkpoint; `true` if it existed.
+    pub fn remove_checkpoint(&mut self, package_id: &str) -> Result<bool, StoreError> {
+        self.remove_str(CHECKPOINTS, package_id)
+    }
+
+    /// Queue an item for the server, stamped now; returns its sequence number.
+    pub fn enqueue(&mut self, body: OutboxBody) -> Result<u64, StoreError> {
+        self.enqueue_at(body, now_unix())
+    }
+
+    /// Queue an item for the server with an explicit queue time; returns its
+    /// sequence number (monotonic, never reused).
+    pub fn enqueue_at(&mut self, body: OutboxBody, queued_unix: u64) -> Result<u64, StoreError> {
+        let seq = self.next_outbox_seq()?;
+        let next = seq
+            .checked_add(1)
+            .ok_or_else(|| StoreError::InvalidRecord("outbox sequence numbers exhausted".into()))?;
+        let item = OutboxItem {
+            seq,
+            queued_unix,
+            body,
+        };
+        let bytes = encode(OUTBOX.name(), &seq, &item)?;
+        {
+            let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
+            table.insert(seq, bytes.as_slice()).at(self.path)?;
+        }
+        self.set_meta(tables::META_NEXT_OUTBOX_SEQ, next)?;
+        Ok(seq)
+    }
+
+    /// Remove delivered items; returns how many existed.
+    pub fn dequeue(&mut self, seqs: &[u64]) -> Result<usize, StoreError> {
+        let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
+        let mut removed = 0;
+        for &seq in seqs {
+            if table.remove(seq).at(self.path)?.is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Replace the server-issued values.
+    pub fn set_server_values(&mut self, values: &ServerValues) -> Result<(), StoreError> {
+        self.put_str(SERVER, tables::SERVER_KEY, values)
+    }
+
+    /// Read, change and store the server-issued values; returns the new values.
+    pub fn update_server_values(
+        &mut self,
+        change: impl FnOnce(&mut ServerValues),
+    ) -> Result<ServerValues, StoreError> {
+        let mut values = self.server_values()?;
+        change(&mut values);
+        self.set_server_values(&values)?;
+        Ok(values)
+    }
+
+    /// Create missing tables and stamp the schema version (used at open).
+    pub(crate) fn initialize(&mut self, version: u64) -> Result<(), StoreError> {
+        self.tx.open_table(PACKAGES).at(self.path)?;
+        self.tx.open_table(TASKS).at(self.path)?;
+        self.tx.open_table(CHECKPOINTS).at(self.path)?;
+        self.tx.open_table(OUTBOX).at(self.path)?;
+        self.tx.open_table(SERVER).at(self.path)?;
+        let next = self.next_outbox_seq()?;
+        self.set_meta(tables::META_NEXT_OUTBOX_SEQ, next)?;
+        self.set_meta(tables::META_SCHEMA_VERSION, version)
+    }
+}
