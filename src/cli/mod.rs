@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Settings, Sources};
 use crate::control::{self, Request, Response};
-use crate::daemon::store_actor::{self, StatusContext};
+use crate::daemon::store_actor::{self, ControlContext};
 use crate::store::{Store, StoreError};
 
 /// Exit code: a command failed at run time (network, database, daemon).
@@ -81,7 +81,10 @@ pub fn main() -> ExitCode {
     let loaded = match config::load(&sources) {
         Ok(loaded) => loaded,
         Err(errors) => {
-            eprintln!("dmagent: invalid configuration ({} error(s)):", errors.0.len());
+            eprintln!(
+                "dmagent: invalid configuration ({} error(s)):",
+                errors.0.len()
+            );
             eprintln!("{errors}");
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -182,13 +185,20 @@ fn control_request(settings: &Settings, request: &Request) -> Result<Response, C
         Err(control::client::ClientError::NotRunning(_)) => {}
         Err(e) => return Err(CliError::Other(e.to_string())),
     }
-    let store = Store::open(&settings.database_path()).map_err(CliError::Store)?;
-    let context = StatusContext {
+    let database = settings.database_path();
+    let context = ControlContext {
+        poll_interval_secs: settings.poll.interval.as_secs(),
         device_id: settings.resolve_device_id().ok(),
         server_url: server_url(settings),
         database: settings.database_path().display().to_string(),
         daemon_running: false,
     };
+    if *request == Request::Status && !database.exists() {
+        // Reading must not create the database as a side effect.
+        let report = control::StatusReport::empty(&context, crate::clock::unix_now());
+        return Ok(Response::Status(Box::new(report)));
+    }
+    let store = Store::open(&database).map_err(CliError::Store)?;
     Ok(store_actor::execute(&store, &context, request))
 }
 

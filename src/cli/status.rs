@@ -19,15 +19,26 @@ pub fn render(report: &StatusReport) -> String {
         out,
         "database {} ({})",
         report.database,
-        if report.daemon_running { "daemon running" } else { "daemon not running" }
+        if report.daemon_running {
+            "daemon running"
+        } else {
+            "daemon not running"
+        }
     );
     let server = &report.server;
     let _ = writeln!(
         out,
         "server values: timestamp {}, auth token {}, client settings version {}",
         server.timestamp.as_deref().unwrap_or("(none)"),
-        if server.auth_token_held { "held" } else { "none" },
-        server.client_settings_version.as_deref().unwrap_or("(none)")
+        if server.auth_token_held {
+            "held"
+        } else {
+            "none"
+        },
+        server
+            .client_settings_version
+            .as_deref()
+            .unwrap_or("(none)")
     );
 
     out.push_str("\nPACKAGES\n");
@@ -51,7 +62,11 @@ pub fn render(report: &StatusReport) -> String {
             ]
         })
         .collect();
-    table(&mut out, &["ID", "NAME", "KIND", "STATE", "PROGRESS", "LAST OUTCOME"], &rows);
+    table(
+        &mut out,
+        &["ID", "NAME", "KIND", "STATE", "PROGRESS", "LAST OUTCOME"],
+        &rows,
+    );
 
     out.push_str("\nTASKS\n");
     let rows: Vec<Vec<String>> = report
@@ -67,13 +82,23 @@ pub fn render(report: &StatusReport) -> String {
             ]
         })
         .collect();
-    table(&mut out, &["TASK", "DUE", "EVERY", "RETRIES", "LAST ERROR"], &rows);
+    table(
+        &mut out,
+        &["TASK", "DUE", "EVERY", "RETRIES", "LAST ERROR"],
+        &rows,
+    );
 
     out.push_str("\nOUTBOX\n");
     let rows: Vec<Vec<String>> = report
         .outbox
         .iter()
-        .map(|o| vec![o.seq.to_string(), relative(o.queued_unix, now), o.summary.clone()])
+        .map(|o| {
+            vec![
+                o.seq.to_string(),
+                relative(o.queued_unix, now),
+                o.summary.clone(),
+            ]
+        })
         .collect();
     table(&mut out, &["SEQ", "QUEUED", "ITEM"], &rows);
     out
@@ -107,7 +132,12 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
 fn progress(done: Option<u64>, total: Option<u64>) -> String {
     match (done, total) {
         (Some(done), Some(total)) if total > 0 => {
-            format!("{} / {} ({}%)", bytes(done), bytes(total), done.saturating_mul(100) / total)
+            format!(
+                "{} / {} ({}%)",
+                bytes(done),
+                bytes(total),
+                done.saturating_mul(100) / total
+            )
         }
         (Some(done), _) => bytes(done),
         (None, Some(total)) => format!("0 / {}", bytes(total)),

@@ -143,9 +143,7 @@ pub fn check_log_filter(filter: &str) -> Result<(), String> {
         return Err("empty log filter; use e.g. \"info\"".into());
     }
     for directive in filter.split(',').map(str::trim) {
-        if !directive.contains('=')
-            && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
-        {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
             return Err(format!(
                 "{directive:?} is not a level (trace, debug, info, warn, error, off); \
                  for a target write TARGET=LEVEL"

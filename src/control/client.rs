@@ -34,7 +34,10 @@ pub enum ClientError {
 /// Sends one request to the daemon listening on `socket` and returns its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
     let shown = socket.display().to_string();
-    let io = |source| ClientError::Io { path: shown.clone(), source };
+    let io = |source| ClientError::Io {
+        path: shown.clone(),
+        source,
+    };
     let mut stream = match UnixStream::connect(socket) {
         Ok(stream) => stream,
         Err(e)
@@ -47,7 +50,9 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
         }
         Err(e) => return Err(io(e)),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(io)?;
     let mut line = serde_json::to_vec(request).map_err(|e| ClientError::BadResponse {
         path: shown.clone(),
         detail: e.to_string(),

@@ -51,11 +51,17 @@ async fn handle(stream: UnixStream, store: Addr<StoreActor>) {
         Ok(_) => match serde_json::from_str::<Request>(line.trim_end()) {
             Ok(request) => match store.send(Control(request)).await {
                 Ok(response) => response,
-                Err(e) => Response::Error { message: format!("store actor unavailable: {e}") },
+                Err(e) => Response::Error {
+                    message: format!("store actor unavailable: {e}"),
+                },
             },
-            Err(e) => Response::Error { message: format!("unreadable request: {e}") },
+            Err(e) => Response::Error {
+                message: format!("unreadable request: {e}"),
+            },
         },
-        Err(e) => Response::Error { message: format!("reading request: {e}") },
+        Err(e) => Response::Error {
+            message: format!("reading request: {e}"),
+        },
     };
     let mut out = match serde_json::to_vec(&response) {
         Ok(out) => out,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::store_actor::StatusContext;
+use crate::daemon::store_actor::ControlContext;
 use crate::store::{Snapshot, Store, StoreError};
 
 /// Everything an operator needs to see at a glance.
@@ -95,17 +95,25 @@ pub struct ServerStatus {
 
 impl StatusReport {
     /// Reads one snapshot of `store` and builds the report.
-    pub fn collect(store: &Store, context: &StatusContext) -> Result<StatusReport, StoreError> {
-        Ok(Self::from_snapshot(&store.snapshot()?, context, crate::clock::unix_now()))
+    pub fn collect(store: &Store, context: &ControlContext) -> Result<StatusReport, StoreError> {
+        Ok(Self::from_snapshot(
+            &store.snapshot()?,
+            context,
+            crate::clock::unix_now(),
+        ))
     }
 
     /// The report for a database that does not exist yet.
-    pub fn empty(context: &StatusContext, now_unix: u64) -> StatusReport {
+    pub fn empty(context: &ControlContext, now_unix: u64) -> StatusReport {
         Self::from_snapshot(&Snapshot::default(), context, now_unix)
     }
 
     /// Builds the report from a snapshot (pure, for tests).
-    pub fn from_snapshot(snapshot: &Snapshot, context: &StatusContext, now_unix: u64) -> StatusReport {
+    pub fn from_snapshot(
+        snapshot: &Snapshot,
+        context: &ControlContext,
+        now_unix: u64,
+    ) -> StatusReport {
         let packages = snapshot
             .packages
             .iter()
@@ -132,7 +140,7 @@ impl StatusReport {
             .tasks
             .iter()
             .map(|t| TaskStatus {
-                id: t.id.clone(),
+                id: t.id.to_string(),
                 next_due_unix: t.next_due_unix,
                 period_secs: t.period_secs,
                 attempts: t.attempts,

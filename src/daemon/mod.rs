@@ -14,7 +14,7 @@ use actix::{SyncArbiter, System};
 use crate::config::Settings;
 use crate::control;
 use crate::store::{Store, StoreError};
-use store_actor::{StatusContext, StoreActor};
+use store_actor::{ControlContext, StoreActor};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +52,15 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
     })?;
     // Opened before the actor system starts, so a refused database (newer
     // schema, locked by another agent) is a clean exit, not a dead actor.
-    let store = Arc::new(Store::open(&settings.database_path())?);
-    let context = StatusContext {
+    let store = Arc::new(Store::open(settings.database_path())?);
+    let context = ControlContext {
+        poll_interval_secs: settings.poll.interval.as_secs(),
         device_id: Some(device_id.clone()),
-        server_url: settings.server.url.clone().unwrap_or_else(|| "(none configured)".into()),
+        server_url: settings
+            .server
+            .url
+            .clone()
+            .unwrap_or_else(|| "(none configured)".into()),
         database: settings.database_path().display().to_string(),
         daemon_running: true,
     };
@@ -90,9 +95,10 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
 /// Stops the actor system on SIGTERM or SIGINT.
 async fn stop_on_signal() {
     use actix_rt::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
         return;
     };

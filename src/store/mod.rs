@@ -36,8 +36,8 @@ use redb::{Database, Durability};
 
 pub use error::StoreError;
 pub use records::{
-    now_unix, CheckpointRecord, OutboxBody, OutboxItem, Outcome, PackageRecord, PackageState,
-    ServerValues, TaskId, TaskKind, TaskRecord,
+    CheckpointRecord, OutboxBody, OutboxItem, Outcome, PackageRecord, PackageState, ServerValues,
+    TaskId, TaskKind, TaskRecord,
 };
 pub use schema::SCHEMA_VERSION;
 pub use tx::{ReadTx, Snapshot, WriteTx};

@@ -11,13 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{self, ReportType};
 
-/// Seconds since the Unix epoch, now (0 if the clock is before 1970).
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Where a package is in its life on this device (part B §7.1).
 ///
 /// The client database of CE names fewer states; the mapping
@@ -344,6 +337,21 @@ pub enum OutboxBody {
         /// Device path of the file.
         path: String,
     },
+}
+
+impl OutboxBody {
+    /// What the item is, in a few words, for `dmagent status`.
+    pub fn summary(&self) -> String {
+        match self {
+            OutboxBody::Status(message) => {
+                format!("status {} for {}", message.message_id.0, message.package_id)
+            }
+            OutboxBody::Report { report_type, xml } => {
+                format!("report {report_type:?} ({} bytes)", xml.len())
+            }
+            OutboxBody::CollectedFile { path } => format!("collected file {path}"),
+        }
+    }
 }
 
 /// One row of the `outbox` table: something to deliver to the server.

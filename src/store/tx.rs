@@ -6,16 +6,15 @@ use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 
 use super::error::{RedbResultExt, StoreError};
 use super::records::{
-    now_unix, CheckpointRecord, OutboxBody, OutboxItem, PackageRecord, ServerValues, TaskId,
-    TaskRecord,
+    CheckpointRecord, OutboxBody, OutboxItem, PackageRecord, ServerValues, TaskId, TaskRecord,
 };
 use super::tables::{
     self, all_str, encode, first_u64, get_str, CHECKPOINTS, META, OUTBOX, PACKAGES, SERVER, TASKS,
 };
 
 /// Everything in the database, read in one transaction: a consistent picture
-/// for `dmagent status` and for tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// for `dmagent status` and for tests. `Default` is the empty database.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
     /// Schema version stamped in the file.
     pub schema_version: u64,
@@ -248,7 +247,7 @@ impl WriteTx<'_> {
 
     /// Queue an item for the server, stamped now; returns its sequence number.
     pub fn enqueue(&mut self, body: OutboxBody) -> Result<u64, StoreError> {
-        self.enqueue_at(body, now_unix())
+        self.enqueue_at(body, crate::clock::unix_now())
     }
 
     /// Queue an item for the server with an explicit queue time; returns its

@@ -37,7 +37,10 @@ impl Sandbox {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.arg("--no-system-config").arg("--config").arg(&self.config).args(args);
+        cmd.arg("--no-system-config")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
         cmd
     }
 
@@ -60,7 +63,11 @@ impl Sandbox {
 fn wait_for(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -71,7 +78,10 @@ fn text(bytes: &[u8]) -> String {
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(sent.success());
     child.wait().expect("wait daemon")
 }
@@ -80,7 +90,10 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 fn version_names_the_crate_version() {
     let out = Command::new(BIN).arg("--version").output().expect("run");
     assert!(out.status.success());
-    assert_eq!(text(&out.stdout).trim(), format!("dmagent {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("dmagent {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -92,7 +105,10 @@ fn check_config_accepts_the_built_in_defaults() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("configuration OK"), "{stdout}");
-    assert!(stdout.contains("[server]"), "effective config printed: {stdout}");
+    assert!(
+        stdout.contains("[server]"),
+        "effective config printed: {stdout}"
+    );
 }
 
 #[test]
@@ -108,7 +124,11 @@ fn check_config_lists_every_error_with_file_and_key() {
         .arg("check-config")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(78), "distinct exit code for bad configuration");
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "distinct exit code for bad configuration"
+    );
     let stderr = text(&out.stderr);
     for (file, key) in [
         ("10-a.toml", "server.url"),
@@ -137,10 +157,14 @@ fn status_without_daemon_reads_the_database() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let out = sandbox.run(&["status", "--json"]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON");
     assert_eq!(json["daemon_running"], false);
     let tasks = json["tasks"].as_array().expect("tasks array");
-    assert!(tasks.iter().any(|t| t["id"] == "poll"), "poll-now queued the poll task: {json}");
+    assert!(
+        tasks.iter().any(|t| t["id"] == "poll"),
+        "poll-now queued the poll task: {json}"
+    );
 }
 
 #[test]
@@ -158,18 +182,28 @@ fn daemon_answers_status_and_poll_now_then_stops_on_sigterm() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let out = sandbox.run(&["status", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(json["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == "poll")));
+    assert!(json["tasks"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["id"] == "poll")));
 
     // A second daemon on the same state directory is refused, not started.
     let second = sandbox.run(&["run"]);
     assert!(!second.status.success(), "second daemon must not start");
 
     let status = terminate(&mut daemon);
-    assert!(status.success(), "daemon exits 0 on SIGTERM, got {status:?}");
-    assert!(!sandbox.state_dir().join("dmagent.sock").exists(), "socket removed on exit");
+    assert!(
+        status.success(),
+        "daemon exits 0 on SIGTERM, got {status:?}"
+    );
+    assert!(
+        !sandbox.state_dir().join("dmagent.sock").exists(),
+        "socket removed on exit"
+    );
 
     // The state it committed is still there for the next start.
     let out = sandbox.run(&["status", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(json["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == "poll")));
+    assert!(json["tasks"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["id"] == "poll")));
 }
