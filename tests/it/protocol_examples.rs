@@ -345,7 +345,10 @@ fn poll_response_example() {
     assert_eq!(c.poll_interval, Some(Duration::from_secs(2 * 3600)));
     assert_eq!(c.failure_retry_count, Some(5));
     assert_eq!(c.failure_retry_interval, Some(Duration::from_secs(180)));
-    let si = s.software_inventory.as_ref().expect("SoftwareInventorySettings");
+    let si = s
+        .software_inventory
+        .as_ref()
+        .expect("SoftwareInventorySettings");
     assert_eq!(si.version, None);
     assert_eq!(si.enabled, Some(true));
     assert_eq!(si.interval, Some(Duration::from_secs(86_400)));
@@ -360,7 +363,10 @@ fn poll_response_example() {
     assert_eq!(fc.enabled, Some(false));
     assert_eq!(fc.interval, None);
     assert!(fc.file_filters.is_empty());
-    let mi = s.machine_inventory.as_ref().expect("MachineInventorySettings");
+    let mi = s
+        .machine_inventory
+        .as_ref()
+        .expect("MachineInventorySettings");
     assert_eq!(mi.enabled, Some(true));
     assert_eq!(mi.interval, Some(Duration::from_secs(7 * 86_400)));
     let pk = r.applicable_packages.as_ref().expect("ApplicablePackages");
@@ -374,7 +380,10 @@ fn poll_response_example() {
     );
     reencode(&r);
     let text = r.encode_string();
-    assert!(text.contains("<PollInterval>0000-00-00 02:00:00</PollInterval>"), "{text}");
+    assert!(
+        text.contains("<PollInterval>0000-00-00 02:00:00</PollInterval>"),
+        "{text}"
+    );
     assert!(text.contains("<Enabled>true</Enabled>"), "{text}");
 }
 
@@ -393,7 +402,10 @@ fn instructions_example() {
     assert_eq!(p.id, "1F0E2D3C-4B5A-4968-8776-655443322110");
     assert!(p.required);
     assert_eq!(p.name.as_deref(), Some("Scanner driver 2.4"));
-    assert_eq!(p.short_description.as_deref(), Some("Barcode scanner driver update"));
+    assert_eq!(
+        p.short_description.as_deref(),
+        Some("Barcode scanner driver update")
+    );
     assert_eq!(
         p.long_description.as_deref(),
         Some("Replaces scanner driver 2.3; fixes wake-from-suspend bug.")
@@ -586,7 +598,10 @@ fn inventory_example() {
     let r: Inventory = decode(INVENTORY);
     assert_eq!(r.kind.as_deref(), Some("machine"));
     let names: Vec<&str> = r.items.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, ["Device_System", "Device_Network", "Device_FileSystem"]);
+    assert_eq!(
+        names,
+        ["Device_System", "Device_Network", "Device_FileSystem"]
+    );
     assert_eq!(r.items[0].properties.len(), 4);
     assert_eq!(r.items[0].properties[0].name, "PlatformType");
     assert_eq!(r.items[0].properties[0].value, "Example Kiosk K2");
@@ -606,8 +621,15 @@ fn third_party_poll_response_shape() {
     assert_eq!(c.poll_interval, Some(Duration::from_secs(600)));
     assert_eq!(c.failure_retry_count, Some(10));
     assert_eq!(c.failure_retry_interval, Some(Duration::from_secs(60)));
-    for section in [&s.software_inventory, &s.file_collection, &s.machine_inventory] {
-        assert_eq!(section.as_ref().expect("section").version.as_deref(), Some("1.0"));
+    for section in [
+        &s.software_inventory,
+        &s.file_collection,
+        &s.machine_inventory,
+    ] {
+        assert_eq!(
+            section.as_ref().expect("section").version.as_deref(),
+            Some("1.0")
+        );
     }
     let si = s.software_inventory.as_ref().expect("si");
     assert_eq!(si.enabled, Some(true), "`True` is a boolean");
@@ -618,7 +640,10 @@ fn third_party_poll_response_shape() {
     assert_eq!(fc.enabled, Some(false));
     assert_eq!(fc.file_filters[0].filter, "*.log");
     assert_eq!(fc.file_filters[0].recursive, Some(true));
-    assert_eq!(s.machine_inventory.as_ref().expect("mi").enabled, Some(true));
+    assert_eq!(
+        s.machine_inventory.as_ref().expect("mi").enabled,
+        Some(true)
+    );
     assert_eq!(r.applicable_packages, Some(vec![]));
     reencode(&r);
 }
@@ -627,12 +652,18 @@ fn third_party_poll_response_shape() {
 fn real_ce_device_poll_shape() {
     let p: DevicePoll = decode(CE_DEVICE_POLL);
     let id = &p.identification;
-    assert_eq!(id.id, "43004500500043000000434550434B5335343934350000000000");
+    assert_eq!(
+        id.id,
+        "43004500500043000000434550434B5335343934350000000000"
+    );
     assert_eq!(id.processor.as_deref(), Some("586"));
     assert_eq!(id.code_page, Some(1252));
     assert_eq!(id.system_default_lcid, Some(1033));
     assert_eq!(id.network_adapters.len(), 1);
-    assert_eq!(id.network_adapters[0].mac.as_deref(), Some("00-08-22-05-26-CB"));
+    assert_eq!(
+        id.network_adapters[0].mac.as_deref(),
+        Some("00-08-22-05-26-CB")
+    );
     let c = p.connection.as_ref().expect("Connection");
     assert_eq!(c.timestamp.as_deref(), Some("0"));
     assert_eq!(c.authorization_token.as_deref(), Some(""));
@@ -707,9 +738,15 @@ fn header_sample_part_a() {
             .map(|(_, v)| *v)
     };
     let headers = DeviceHeaders::from_lookup(lookup);
-    assert_eq!(headers.uuid, "43004500500043000000434550434B5335343934350000000000");
+    assert_eq!(
+        headers.uuid,
+        "43004500500043000000434550434B5335343934350000000000"
+    );
     assert_eq!(headers.auth, "d302b047-c9a2-4a11-a392-df84195d2808");
-    assert_eq!(headers.timestamp, "11/11/2002 10:40:30 AM", "opaque, echoed verbatim");
+    assert_eq!(
+        headers.timestamp, "11/11/2002 10:40:30 AM",
+        "opaque, echoed verbatim"
+    );
     assert_eq!(headers.client_version, "");
     let action = Action::from_headers(lookup(HEADER_ACTION).expect("action"), None);
     assert_eq!(action, Ok(Action::InstructionRequest));
@@ -717,7 +754,10 @@ fn header_sample_part_a() {
     let out = headers.pairs(Action::InstructionRequest);
     assert_eq!(out[0], (HEADER_UUID, headers.uuid.clone()));
     assert_eq!(out[1], (HEADER_AUTH, headers.auth.clone()));
-    assert_eq!(out[2], (HEADER_TIMESTAMP, "11/11/2002 10:40:30 AM".to_owned()));
+    assert_eq!(
+        out[2],
+        (HEADER_TIMESTAMP, "11/11/2002 10:40:30 AM".to_owned())
+    );
     assert_eq!(out[4], (HEADER_ACTION, "InstructionRequest".to_owned()));
     assert_eq!(out.len(), 5);
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use dmagent::protocol::{
     root_element_name, DecodeError, DecodeErrorKind, DevicePoll, Document, FileReport,
-    Instructions, InstructionsRequest, Inventory, Limits, PackageLocation,
-    PackageLocationRequest, PollResponse, Status,
+    Instructions, InstructionsRequest, Inventory, Limits, PackageLocation, PackageLocationRequest,
+    PollResponse, Status,
 };
 
 type Decoder = fn(&[u8]) -> Result<(), DecodeError>;
@@ -207,7 +207,11 @@ fn bytes_of(input: &Input) -> Vec<u8> {
 #[test]
 fn hostile_inputs_are_refused_with_the_right_kind() {
     let rows = rows();
-    assert!(rows.len() >= 30, "at least 30 hostile cases ({})", rows.len());
+    assert!(
+        rows.len() >= 30,
+        "at least 30 hostile cases ({})",
+        rows.len()
+    );
     let mut failures = Vec::new();
     for r in &rows {
         let input = bytes_of(&r.input);
@@ -226,10 +230,18 @@ fn hostile_inputs_are_refused_with_the_right_kind() {
             Ok(()) => failures.push(format!("{}: accepted", r.name)),
             Err(e) => {
                 if e.kind() != r.kind {
-                    failures.push(format!("{}: kind {} (expected {}): {e}", r.name, e.kind(), r.kind));
+                    failures.push(format!(
+                        "{}: kind {} (expected {}): {e}",
+                        r.name,
+                        e.kind(),
+                        r.kind
+                    ));
                 } else if let Some(p) = r.path {
                     if e.path != p {
-                        failures.push(format!("{}: path {:?} (expected {p:?}): {e}", r.name, e.path));
+                        failures.push(format!(
+                            "{}: path {:?} (expected {p:?}): {e}",
+                            r.name, e.path
+                        ));
                     }
                 }
                 // Every message is a sentence that is not empty.
@@ -240,7 +252,12 @@ fn hostile_inputs_are_refused_with_the_right_kind() {
             failures.push(format!("{}: took {elapsed:?}", r.name));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The depth bomb fails at the limit, not after reading the input: the error
@@ -280,8 +297,11 @@ fn depth_bomb_fails_at_the_limit() {
         max_depth: 3,
         ..Limits::default()
     };
-    DevicePoll::decode_with(b"<DevicePoll><Identification><ID>a</ID></Identification></DevicePoll>", &limits)
-        .expect("depth 3 is within a cap of 3");
+    DevicePoll::decode_with(
+        b"<DevicePoll><Identification><ID>a</ID></Identification></DevicePoll>",
+        &limits,
+    )
+    .expect("depth 3 is within a cap of 3");
 }
 
 #[test]
@@ -292,18 +312,36 @@ fn size_cap_is_checked_before_parsing_and_configurable() {
     };
     // Not even XML: the size is all that is looked at.
     let err = Status::decode_with(&[0xFF; 17], &limits).expect_err("too large");
-    assert_eq!(err.kind, DecodeErrorKind::TooLarge { limit: 16, size: 17 });
-    assert_eq!(err.to_string(), "The document is 17 bytes, larger than the limit of 16 bytes");
+    assert_eq!(
+        err.kind,
+        DecodeErrorKind::TooLarge {
+            limit: 16,
+            size: 17
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "The document is 17 bytes, larger than the limit of 16 bytes"
+    );
     let err = root_element_name(&vec![b' '; Limits::DEFAULT_MAX_SIZE + 1]).expect_err("too large");
     assert_eq!(err.kind(), "too_large");
 }
 
 #[test]
 fn root_name_is_defensive_too() {
-    assert_eq!(root_element_name(BILLION_LAUGHS.as_bytes()).map_err(|e| e.kind()), Err("doctype_forbidden"));
+    assert_eq!(
+        root_element_name(BILLION_LAUGHS.as_bytes()).map_err(|e| e.kind()),
+        Err("doctype_forbidden")
+    );
     assert_eq!(root_element_name(b"").map_err(|e| e.kind()), Err("empty"));
-    assert_eq!(root_element_name(b"\xff").map_err(|e| e.kind()), Err("not_utf8"));
-    assert_eq!(root_element_name(b"<?xml version=\"1.0\"?>\n<Inventory type=\"machine\">").as_deref(), Ok("Inventory"));
+    assert_eq!(
+        root_element_name(b"\xff").map_err(|e| e.kind()),
+        Err("not_utf8")
+    );
+    assert_eq!(
+        root_element_name(b"<?xml version=\"1.0\"?>\n<Inventory type=\"machine\">").as_deref(),
+        Ok("Inventory")
+    );
 }
 
 #[test]
@@ -313,11 +351,19 @@ fn error_messages_name_the_element() {
     )
     .expect_err("bad");
     let msg = err.to_string();
-    assert!(msg.contains("`PollResponse/Settings/ClientSettings/PollInterval`"), "{msg}");
+    assert!(
+        msg.contains("`PollResponse/Settings/ClientSettings/PollInterval`"),
+        "{msg}"
+    );
     assert!(msg.contains("\"soon\""), "{msg}");
-    let err = Status::decode(b"<Status><StatusMessage packageID=\"p\" timestamp=\"2005-03-14 09:05:12\"/></Status>")
-        .expect_err("missing");
-    assert_eq!(err.to_string(), "The required attribute `Status/StatusMessage/@messageID` is missing");
+    let err = Status::decode(
+        b"<Status><StatusMessage packageID=\"p\" timestamp=\"2005-03-14 09:05:12\"/></Status>",
+    )
+    .expect_err("missing");
+    assert_eq!(
+        err.to_string(),
+        "The required attribute `Status/StatusMessage/@messageID` is missing"
+    );
     let err = DevicePoll::decode(b"<PollResponse/>").expect_err("wrong root");
     assert_eq!(
         err.kind,

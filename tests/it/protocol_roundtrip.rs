@@ -97,27 +97,38 @@ fn device_poll() -> impl Strategy<Value = DevicePoll> {
                 }
             },
         );
-    let conn = of((os(), os()).prop_map(|(authorization_token, timestamp)| Connection {
-        authorization_token,
-        timestamp,
-    }));
-    (ms, ident, conn).prop_map(|(management_system, identification, connection)| DevicePoll {
-        management_system,
-        identification,
-        connection,
-    })
+    let conn = of(
+        (os(), os()).prop_map(|(authorization_token, timestamp)| Connection {
+            authorization_token,
+            timestamp,
+        }),
+    );
+    (ms, ident, conn).prop_map(
+        |(management_system, identification, connection)| DevicePoll {
+            management_system,
+            identification,
+            connection,
+        },
+    )
 }
 
 fn report_settings() -> impl Strategy<Value = ReportSettings> {
-    let filter = (s(), s(), of(any::<bool>()), of(any::<bool>()), of(any::<bool>())).prop_map(
-        |(filter, path, recursive, exclude_compressed, exclude_encrypted)| FileFilterItem {
-            filter,
-            path,
-            recursive,
-            exclude_compressed,
-            exclude_encrypted,
-        },
-    );
+    let filter = (
+        s(),
+        s(),
+        of(any::<bool>()),
+        of(any::<bool>()),
+        of(any::<bool>()),
+    )
+        .prop_map(
+            |(filter, path, recursive, exclude_compressed, exclude_encrypted)| FileFilterItem {
+                filter,
+                path,
+                recursive,
+                exclude_compressed,
+                exclude_encrypted,
+            },
+        );
     (os(), of(any::<bool>()), of(duration()), vec(filter, 0..3)).prop_map(
         |(version, enabled, interval, file_filters)| ReportSettings {
             version,
@@ -146,12 +157,14 @@ fn poll_response() -> impl Strategy<Value = PollResponse> {
         of(report_settings()),
         of(report_settings()),
     )
-        .prop_map(|(client, software_inventory, file_collection, machine_inventory)| Settings {
-            client,
-            software_inventory,
-            file_collection,
-            machine_inventory,
-        });
+        .prop_map(
+            |(client, software_inventory, file_collection, machine_inventory)| Settings {
+                client,
+                software_inventory,
+                file_collection,
+                machine_inventory,
+            },
+        );
     let packages = of(vec(s().prop_map(|id| PackageRef { id }), 0..4));
     (of(settings), packages).prop_map(|(settings, applicable_packages)| PollResponse {
         settings,
@@ -176,7 +189,11 @@ fn package_instructions() -> impl Strategy<Value = PackageInstructions> {
     let hash = (s(), s()).prop_map(|(algorithm, hex)| PackageHash { algorithm, hex });
     (
         (s(), any::<bool>(), os(), os(), os()),
-        (of(any::<u64>()), of(any::<u32>().prop_map(LinkFlags)), of(start)),
+        (
+            of(any::<u64>()),
+            of(any::<u32>().prop_map(LinkFlags)),
+            of(start),
+        ),
         (of(recurrence), os(), os(), of(any::<bool>())),
         (of(hash), of(any::<u64>())),
     )
@@ -305,10 +322,8 @@ fn directory() -> impl Strategy<Value = DirectoryEntry> {
 
 fn inventory() -> impl Strategy<Value = Inventory> {
     let prop_ = (s(), s()).prop_map(|(name, value)| Property { name, value });
-    let item = (s(), vec(prop_, 0..4)).prop_map(|(name, properties)| InventoryItem {
-        name,
-        properties,
-    });
+    let item =
+        (s(), vec(prop_, 0..4)).prop_map(|(name, properties)| InventoryItem { name, properties });
     (os(), vec(item, 0..4)).prop_map(|(kind, items)| Inventory { kind, items })
 }
 
