@@ -279,7 +279,7 @@ impl fmt::Display for DecodeError {
             ),
             DecodeErrorKind::WrongRoot { expected, found } => write!(
                 f,
-                "The root element is `{found}`, but a `{expected}` document was expected"
+                "The root element is `{found}`, but `{expected}` was expected"
             ),
             DecodeErrorKind::Missing => write!(f, "The required {subject} is missing"),
             DecodeErrorKind::InvalidValue { value, expected } => write!(
