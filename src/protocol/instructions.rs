@@ -80,3 +80,133 @@ pub struct PackageHash {
     /// Lowercase hex digest.
     pub hex: String,
 }
+
+use super::error::DecodeError;
+use super::literals::{
+    format_bool, format_duration, format_yes_no, parse_bool, parse_duration, parse_u64, CivilTime,
+};
+use super::xml::{XmlIn, XmlOut};
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+pub(crate) fn read_instructions_request(p: &mut XmlIn<'_>) -> Result<InstructionsRequest> {
+    let here = p.path();
+    let mut id = None;
+    while let Some(tag) = p.next_child()? {
+        if tag.name == "Package" && id.is_none() {
+            id = Some(p.req_attr(&tag, "ID")?.to_owned());
+        }
+        p.skip()?;
+    }
+    Ok(InstructionsRequest {
+        package_id: id.ok_or_else(|| XmlIn::missing(&here, "Package"))?,
+    })
+}
+
+pub(crate) fn write_instructions_request(x: &InstructionsRequest, w: &mut XmlOut) {
+    w.empty("Package", &[("ID", Some(&x.package_id))]);
+}
+
+pub(crate) fn read_instructions(p: &mut XmlIn<'_>) -> Result<Instructions> {
+    let mut out = Instructions::default();
+    while let Some(tag) = p.next_child()? {
+        if tag.name == "Package" {
+            let attr_id = tag.attr("ID").map(str::to_owned);
+            out.packages.push(read_package(p, attr_id)?);
+        } else {
+            p.skip()?;
+        }
+    }
+    Ok(out)
+}
+
+fn read_package(p: &mut XmlIn<'_>, attr_id: Option<String>) -> Result<PackageInstructions> {
+    let here = p.path();
+    let mut id = None;
+    let mut out = PackageInstructions {
+        required: true,
+        ..PackageInstructions::default()
+    };
+    while let Some(tag) = p.next_child()? {
+        match tag.name.as_str() {
+            "ID" => id = Some(p.text()?),
+            "Required" => out.required = p.parse_text(parse_bool)?,
+            "Name" => out.name = Some(p.text()?),
+            "ShortDescription" => out.short_description = Some(p.text()?),
+            "LongDescription" => out.long_description = Some(p.text()?),
+            "PackageSize" => out.package_size = Some(p.parse_text(parse_u64)?),
+            "Flags" => out.flags = Some(p.parse_text(str::parse)?),
+            "StartTime" => {
+                let utc = p.parse_attr(&tag, "UTC", parse_bool)?.unwrap_or(false);
+                let time: CivilTime = p.parse_text(str::parse)?;
+                out.start_time = Some(StartTime { utc, time });
+            }
+            "Recurrence" => out.recurrence = Some(read_recurrence(p)?),
+            "LocalDestination" => out.local_destination = Some(p.text()?),
+            "CommandLine" => out.command_line = Some(p.text()?),
+            "SourceFiles" => out.source_files = Some(p.parse_text(parse_bool)?),
+            "Hash" => {
+                let algorithm = tag.attr("algorithm").unwrap_or("SHA-256").to_owned();
+                let hex = p.text()?;
+                out.hash = Some(PackageHash { algorithm, hex });
+            }
+            "BandwidthLimit" => out.bandwidth_limit = Some(p.parse_text(parse_u64)?),
+            _ => p.skip()?,
+        }
+    }
+    out.id = id.or(attr_id).ok_or_else(|| XmlIn::missing(&here, "ID"))?;
+    Ok(out)
+}
+
+fn read_recurrence(p: &mut XmlIn<'_>) -> Result<Recurrence> {
+    let here = p.path();
+    let mut interval = None;
+    let mut out = Recurrence::default();
+    while let Some(tag) = p.next_child()? {
+        match tag.name.as_str() {
+            "Interval" => interval = Some(p.parse_text(parse_duration)?),
+            "Behavior" => out.behavior = p.parse_text(str::parse)?,
+            "LocalDestination" => out.local_destination = Some(p.text()?),
+            "CommandLine" => out.command_line = Some(p.text()?),
+            _ => p.skip()?,
+        }
+    }
+    out.interval = interval.ok_or_else(|| XmlIn::missing(&here, "Interval"))?;
+    Ok(out)
+}
+
+pub(crate) fn write_instructions(x: &Instructions, w: &mut XmlOut) {
+    for pkg in &x.packages {
+        w.open("Package", &[]);
+        w.leaf("ID", &pkg.id);
+        w.leaf("Required", format_yes_no(pkg.required));
+        w.opt("Name", pkg.name.as_deref());
+        w.opt("ShortDescription", pkg.short_description.as_deref());
+        w.opt("LongDescription", pkg.long_description.as_deref());
+        w.opt_display("PackageSize", pkg.package_size);
+        w.opt_display("Flags", pkg.flags);
+        if let Some(st) = &pkg.start_time {
+            w.leaf_with(
+                "StartTime",
+                &[("UTC", Some(format_bool(st.utc)))],
+                &st.time.to_string(),
+            );
+        }
+        if let Some(r) = &pkg.recurrence {
+            w.open("Recurrence", &[]);
+            w.leaf("Interval", &format_duration(r.interval));
+            w.leaf("Behavior", r.behavior.as_str());
+            w.opt("LocalDestination", r.local_destination.as_deref());
+            w.opt("CommandLine", r.command_line.as_deref());
+            w.close("Recurrence");
+        }
+        w.opt("LocalDestination", pkg.local_destination.as_deref());
+        w.opt("CommandLine", pkg.command_line.as_deref());
+        w.opt("SourceFiles", pkg.source_files.map(format_yes_no));
+        if let Some(h) = &pkg.hash {
+            w.leaf_with("Hash", &[("algorithm", Some(&h.algorithm))], &h.hex);
+        }
+        w.opt_display("BandwidthLimit", pkg.bandwidth_limit);
+        w.close("Package");
+    }
+}

@@ -18,8 +18,12 @@ pub mod location;
 pub mod poll;
 pub mod status;
 
-pub use envelope::{Action, DeviceHeaders, ReportType};
+pub use envelope::{
+    percent_decode_filename, percent_encode_filename, Action, DeviceHeaders, EnvelopeError,
+    ReportType,
+};
 pub use error::{DecodeError, DecodeErrorKind};
+pub use instructions::PackageHash;
 pub use instructions::{Instructions, InstructionsRequest, PackageInstructions, Recurrence};
 pub use inventory::{DirectoryEntry, FileEntry, FileReport, Inventory, InventoryItem, Property};
 pub use literals::{CivilTime, LinkFlags, RecurrenceBehavior, StartTime};
@@ -35,3 +39,132 @@ pub use status::{MessageId, Parameter, Status, StatusMessage};
 /// The namespace emitted on every document (spec README, G16). Decoders ignore
 /// namespaces entirely.
 pub const NAMESPACE: &str = "http://www.microsoft.com/DeviceManagement.xsd";
+
+mod xml;
+
+pub use error::Limits;
+
+/// A protocol document: decodes leniently and defensively, encodes strictly.
+///
+/// ```
+/// use dmagent::protocol::{Document, InstructionsRequest};
+/// let req = InstructionsRequest { package_id: "PKG-1".into() };
+/// let bytes = req.encode();
+/// assert_eq!(InstructionsRequest::decode(&bytes).unwrap(), req);
+/// ```
+pub trait Document: Sized {
+    /// The local name of the root element.
+    const ROOT: &'static str;
+
+    /// Decodes with the default [`Limits`].
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, &Limits::default())
+    }
+
+    /// Decodes with explicit limits.
+    fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError>;
+
+    /// Encodes as a UTF-8 XML document (declaration, our namespace on the root).
+    fn encode_string(&self) -> String;
+
+    /// Encodes as UTF-8 bytes.
+    fn encode(&self) -> Vec<u8> {
+        self.encode_string().into_bytes()
+    }
+}
+
+/// The local name of the root element of `bytes` (for dispatch when
+/// `X-Device-Action` is missing). The same size cap, encoding check and
+/// DOCTYPE refusal apply as for a full decode; only the prolog and the root
+/// start tag are parsed.
+pub fn root_element_name(bytes: &[u8]) -> Result<String, DecodeError> {
+    root_element_name_with(bytes, &Limits::default())
+}
+
+/// [`root_element_name`] with explicit limits.
+pub fn root_element_name_with(bytes: &[u8], limits: &Limits) -> Result<String, DecodeError> {
+    let mut p = xml::XmlIn::new(bytes, limits)?;
+    Ok(p.any_root()?.name)
+}
+
+macro_rules! document {
+    ($ty:ty, $root:literal, |$p:ident, $tag:ident| $read:expr, $write:path $(, $attrs:path)?) => {
+        impl Document for $ty {
+            const ROOT: &'static str = $root;
+
+            fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
+                let mut $p = xml::XmlIn::new(bytes, limits)?;
+                #[allow(unused_variables)]
+                let $tag = $p.root(Self::ROOT)?;
+                let value = $read;
+                $p.finish()?;
+                Ok(value)
+            }
+
+            fn encode_string(&self) -> String {
+                let attrs: Vec<xml::Attr<'_>> = document!(@attrs self $(, $attrs)?);
+                let mut w = xml::XmlOut::new(Self::ROOT, &attrs);
+                $write(self, &mut w);
+                w.finish(Self::ROOT)
+            }
+        }
+    };
+    (@attrs $self:ident) => { Vec::new() };
+    (@attrs $self:ident, $attrs:path) => { $attrs($self) };
+}
+
+document!(
+    DevicePoll,
+    "DevicePoll",
+    |p, t| poll::read_device_poll(&mut p)?,
+    poll::write_device_poll
+);
+document!(
+    PollResponse,
+    "PollResponse",
+    |p, t| poll::read_poll_response(&mut p)?,
+    poll::write_poll_response
+);
+document!(
+    InstructionsRequest,
+    "InstructionsRequest",
+    |p, t| instructions::read_instructions_request(&mut p)?,
+    instructions::write_instructions_request
+);
+document!(
+    Instructions,
+    "Instructions",
+    |p, t| instructions::read_instructions(&mut p)?,
+    instructions::write_instructions
+);
+document!(
+    PackageLocationRequest,
+    "PackageLocationRequest",
+    |p, t| location::read_location_request(&mut p)?,
+    location::write_location_request
+);
+document!(
+    PackageLocation,
+    "PackageLocation",
+    |p, t| location::read_location(&mut p)?,
+    location::write_location
+);
+document!(
+    Status,
+    "Status",
+    |p, t| status::read_status(&mut p)?,
+    status::write_status
+);
+document!(
+    FileReport,
+    "FileReport",
+    |p, t| inventory::read_file_report(&mut p)?,
+    inventory::write_file_report
+);
+document!(
+    Inventory,
+    "Inventory",
+    |p, t| inventory::read_inventory(&mut p, &t)?,
+    inventory::write_inventory,
+    inventory::inventory_root_attrs
+);

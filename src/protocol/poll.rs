@@ -143,3 +143,294 @@ pub struct PackageRef {
     /// `@ID`.
     pub id: String,
 }
+
+use super::error::DecodeError;
+use super::literals::{
+    format_bool, format_duration, parse_bool, parse_duration, parse_u32, parse_u32_dec_or_hex,
+};
+use super::xml::{XmlIn, XmlOut};
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+pub(crate) fn read_device_poll(p: &mut XmlIn<'_>) -> Result<DevicePoll> {
+    let here = p.path();
+    let mut out = DevicePoll::default();
+    let mut ident: Option<Identification> = None;
+    let mut stray_adapters = Vec::new();
+    while let Some(tag) = p.next_child()? {
+        match tag.name.as_str() {
+            "ManagementSystem" => {
+                let mut ms = ManagementSystem::default();
+                while let Some(t) = p.next_child()? {
+                    match t.name.as_str() {
+                        "Name" => ms.name = Some(p.text()?),
+                        "Version" => ms.version = Some(p.text()?),
+                        _ => p.skip()?,
+                    }
+                }
+                out.management_system = Some(ms);
+            }
+            "Identification" => {
+                let mut id = read_identification(p)?;
+                if let Some(prev) = ident.take() {
+                    // A repeated Identification: keep adapters of both.
+                    let mut adapters = prev.network_adapters;
+                    adapters.append(&mut id.network_adapters);
+                    id.network_adapters = adapters;
+                }
+                ident = Some(id);
+            }
+            "NetworkAdapter" => stray_adapters.push(read_adapter(p)?),
+            "Connection" => {
+                let mut c = Connection::default();
+                while let Some(t) = p.next_child()? {
+                    match t.name.as_str() {
+                        "AuthorizationToken" => c.authorization_token = Some(p.text()?),
+                        "Timestamp" => c.timestamp = Some(p.text()?),
+                        _ => p.skip()?,
+                    }
+                }
+                out.connection = Some(c);
+            }
+            _ => p.skip()?,
+        }
+    }
+    let mut ident = ident.ok_or_else(|| XmlIn::missing(&here, "Identification"))?;
+    ident.network_adapters.append(&mut stray_adapters);
+    out.identification = ident;
+    Ok(out)
+}
+
+fn read_identification(p: &mut XmlIn<'_>) -> Result<Identification> {
+    let here = p.path();
+    let mut out = Identification::default();
+    let mut id = None;
+    while let Some(tag) = p.next_child()? {
+        match tag.name.as_str() {
+            "ID" => id = Some(p.text()?),
+            "DeviceName" => out.device_name = Some(p.text()?),
+            "UserName" => out.user_name = Some(p.text()?),
+            "Domain" => out.domain = Some(p.text()?),
+            "Platform" => out.platform = Some(p.text()?),
+            "Processor" => out.processor = Some(p.text()?),
+            "codePage" | "CodePage" => out.code_page = Some(p.parse_text(parse_u32)?),
+            "SystemDefaultLCID" => {
+                out.system_default_lcid = Some(p.parse_text(parse_u32_dec_or_hex)?)
+            }
+            "NetworkAdapter" => out.network_adapters.push(read_adapter(p)?),
+            _ => p.skip()?,
+        }
+    }
+    out.id = id.ok_or_else(|| XmlIn::missing(&here, "ID"))?;
+    Ok(out)
+}
+
+fn read_adapter(p: &mut XmlIn<'_>) -> Result<NetworkAdapter> {
+    let mut out = NetworkAdapter::default();
+    while let Some(tag) = p.next_child()? {
+        match tag.name.as_str() {
+            "IPAddress" => out.ip_address = Some(p.text()?),
+            "IPSubnet" => out.ip_subnet = Some(p.text()?),
+            "MAC" => out.mac = Some(p.text()?),
+            _ => p.skip()?,
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn write_device_poll(x: &DevicePoll, w: &mut XmlOut) {
+    if let Some(ms) = &x.management_system {
+        w.open("ManagementSystem", &[]);
+        w.opt("Name", ms.name.as_deref());
+        w.opt("Version", ms.version.as_deref());
+        w.close("ManagementSystem");
+    }
+    let id = &x.identification;
+    w.open("Identification", &[]);
+    w.leaf("ID", &id.id);
+    w.opt("DeviceName", id.device_name.as_deref());
+    w.opt("UserName", id.user_name.as_deref());
+    w.opt("Domain", id.domain.as_deref());
+    w.opt("Platform", id.platform.as_deref());
+    w.opt("Processor", id.processor.as_deref());
+    w.opt_display("codePage", id.code_page);
+    w.opt_display("SystemDefaultLCID", id.system_default_lcid);
+    for a in &id.network_adapters {
+        w.open("NetworkAdapter", &[]);
+        w.opt("IPAddress", a.ip_address.as_deref());
+        w.opt("IPSubnet", a.ip_subnet.as_deref());
+        w.opt("MAC", a.mac.as_deref());
+        w.close("NetworkAdapter");
+    }
+    w.close("Identification");
+    if let Some(c) = &x.connection {
+        w.open("Connection", &[]);
+        w.opt("AuthorizationToken", c.authorization_token.as_deref());
+        w.opt("Timestamp", c.timestamp.as_deref());
+        w.close("Connection");
+    }
+}
+
+pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
+    let mut out = PollResponse::default();
+    while let Some(tag) = p.next_child()? {
+        match tag.name.as_str() {
+            "Settings" => {
+                let settings = out.settings.get_or_insert_with(Settings::default);
+                while let Some(t) = p.next_child()? {
+                    if !read_settings_section(p, &t, settings)? {
+                        p.skip()?;
+                    }
+                }
+            }
+            "ClientSettings"
+            | "SoftwareInventorySettings"
+            | "FileCollectionSettings"
+            | "MachineInventorySettings" => {
+                let settings = out.settings.get_or_insert_with(Settings::default);
+                read_settings_section(p, &tag, settings)?;
+            }
+            "ApplicablePackages" => {
+                let list = out.applicable_packages.get_or_insert_with(Vec::new);
+                while let Some(t) = p.next_child()? {
+                    if t.name == "Package" {
+                        let id = p.req_attr(&t, "ID")?.to_owned();
+                        p.skip()?;
+                        list.push(PackageRef { id });
+                    } else {
+                        p.skip()?;
+                    }
+                }
+            }
+            _ => p.skip()?,
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one `*Settings` section into `settings`; `false` if `tag` is not one
+/// (the caller then skips it).
+fn read_settings_section(
+    p: &mut XmlIn<'_>,
+    tag: &super::xml::Tag,
+    settings: &mut Settings,
+) -> Result<bool> {
+    match tag.name.as_str() {
+        "ClientSettings" => {
+            let mut c = ClientSettings {
+                version: tag.attr("version").map(str::to_owned),
+                ..ClientSettings::default()
+            };
+            while let Some(t) = p.next_child()? {
+                match t.name.as_str() {
+                    "PollServer" => c.poll_server = Some(p.text()?),
+                    "PollInterval" => c.poll_interval = Some(p.parse_text(parse_duration)?),
+                    "FailureRetryCount" => c.failure_retry_count = Some(p.parse_text(parse_u32)?),
+                    "FailureRetryInterval" => {
+                        c.failure_retry_interval = Some(p.parse_text(parse_duration)?)
+                    }
+                    _ => p.skip()?,
+                }
+            }
+            settings.client = Some(c);
+        }
+        "SoftwareInventorySettings" => {
+            settings.software_inventory = Some(read_report_settings(p, tag)?)
+        }
+        "FileCollectionSettings" => settings.file_collection = Some(read_report_settings(p, tag)?),
+        "MachineInventorySettings" => {
+            settings.machine_inventory = Some(read_report_settings(p, tag)?)
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn read_report_settings(p: &mut XmlIn<'_>, tag: &super::xml::Tag) -> Result<ReportSettings> {
+    let mut out = ReportSettings {
+        version: tag.attr("version").map(str::to_owned),
+        ..ReportSettings::default()
+    };
+    while let Some(t) = p.next_child()? {
+        match t.name.as_str() {
+            "Enabled" => out.enabled = Some(p.parse_text(parse_bool)?),
+            "Interval" => out.interval = Some(p.parse_text(parse_duration)?),
+            "FileFilterItem" => out.file_filters.push(read_filter(p)?),
+            _ => p.skip()?,
+        }
+    }
+    Ok(out)
+}
+
+fn read_filter(p: &mut XmlIn<'_>) -> Result<FileFilterItem> {
+    let here = p.path();
+    let mut filter = None;
+    let mut path = None;
+    let mut out = FileFilterItem::default();
+    while let Some(t) = p.next_child()? {
+        match t.name.as_str() {
+            "Filter" => filter = Some(p.text()?),
+            "Path" => path = Some(p.text()?),
+            "Recursive" => out.recursive = Some(p.parse_text(parse_bool)?),
+            "ExcludeCompressed" => out.exclude_compressed = Some(p.parse_text(parse_bool)?),
+            "ExcludeEncrypted" => out.exclude_encrypted = Some(p.parse_text(parse_bool)?),
+            _ => p.skip()?,
+        }
+    }
+    out.filter = filter.ok_or_else(|| XmlIn::missing(&here, "Filter"))?;
+    out.path = path.ok_or_else(|| XmlIn::missing(&here, "Path"))?;
+    Ok(out)
+}
+
+fn write_report_settings(name: &str, s: &ReportSettings, w: &mut XmlOut) {
+    w.open(name, &[("version", s.version.as_deref())]);
+    w.opt("Enabled", s.enabled.map(format_bool));
+    w.opt("Interval", s.interval.map(format_duration).as_deref());
+    for f in &s.file_filters {
+        w.open("FileFilterItem", &[]);
+        w.leaf("Filter", &f.filter);
+        w.leaf("Path", &f.path);
+        w.opt("Recursive", f.recursive.map(format_bool));
+        w.opt("ExcludeCompressed", f.exclude_compressed.map(format_bool));
+        w.opt("ExcludeEncrypted", f.exclude_encrypted.map(format_bool));
+        w.close("FileFilterItem");
+    }
+    w.close(name);
+}
+
+pub(crate) fn write_poll_response(x: &PollResponse, w: &mut XmlOut) {
+    if let Some(s) = &x.settings {
+        w.open("Settings", &[]);
+        if let Some(c) = &s.client {
+            w.open("ClientSettings", &[("version", c.version.as_deref())]);
+            w.opt("PollServer", c.poll_server.as_deref());
+            w.opt(
+                "PollInterval",
+                c.poll_interval.map(format_duration).as_deref(),
+            );
+            w.opt_display("FailureRetryCount", c.failure_retry_count);
+            w.opt(
+                "FailureRetryInterval",
+                c.failure_retry_interval.map(format_duration).as_deref(),
+            );
+            w.close("ClientSettings");
+        }
+        if let Some(r) = &s.software_inventory {
+            write_report_settings("SoftwareInventorySettings", r, w);
+        }
+        if let Some(r) = &s.file_collection {
+            write_report_settings("FileCollectionSettings", r, w);
+        }
+        if let Some(r) = &s.machine_inventory {
+            write_report_settings("MachineInventorySettings", r, w);
+        }
+        w.close("Settings");
+    }
+    if let Some(list) = &x.applicable_packages {
+        w.open("ApplicablePackages", &[]);
+        for p in list {
+            w.empty("Package", &[("ID", Some(&p.id))]);
+        }
+        w.close("ApplicablePackages");
+    }
+}

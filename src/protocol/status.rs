@@ -50,3 +50,60 @@ pub struct Parameter {
     /// Text content.
     pub value: String,
 }
+
+use super::error::DecodeError;
+use super::literals::parse_u32;
+use super::xml::{XmlIn, XmlOut};
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+pub(crate) fn read_status(p: &mut XmlIn<'_>) -> Result<Status> {
+    let mut out = Status::default();
+    while let Some(tag) = p.next_child()? {
+        if tag.name != "StatusMessage" {
+            p.skip()?;
+            continue;
+        }
+        let package_id = p.req_attr(&tag, "packageID")?.to_owned();
+        let message_id = MessageId(p.req_parse_attr(&tag, "messageID", parse_u32)?);
+        let timestamp: CivilTime = p.req_parse_attr(&tag, "timestamp", str::parse)?;
+        let mut parameters = Vec::new();
+        while let Some(t) = p.next_child()? {
+            if t.name == "Parameter" {
+                let name = p.req_attr(&t, "name")?.to_owned();
+                let value = p.text()?;
+                parameters.push(Parameter { name, value });
+            } else {
+                p.skip()?;
+            }
+        }
+        out.messages.push(StatusMessage {
+            package_id,
+            message_id,
+            timestamp,
+            parameters,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn write_status(x: &Status, w: &mut XmlOut) {
+    for m in &x.messages {
+        let id = m.message_id.0.to_string();
+        let ts = m.timestamp.to_string();
+        let attrs = [
+            ("packageID", Some(m.package_id.as_str())),
+            ("messageID", Some(id.as_str())),
+            ("timestamp", Some(ts.as_str())),
+        ];
+        if m.parameters.is_empty() {
+            w.empty("StatusMessage", &attrs);
+            continue;
+        }
+        w.open("StatusMessage", &attrs);
+        for prm in &m.parameters {
+            w.leaf_with("Parameter", &[("name", Some(&prm.name))], &prm.value);
+        }
+        w.close("StatusMessage");
+    }
+}
