@@ -250,7 +250,7 @@ impl<'a> XmlIn<'a> {
             match self.read()? {
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
                 Event::Text(t) => {
-                    if !t.as_ref().iter().all(u8::is_ascii_whitespace) {
+                    if !t.iter().all(u8::is_ascii_whitespace) {
                         return Err(
                             self.err(DecodeErrorKind::malformed("text before the root element"))
                         );
@@ -459,7 +459,7 @@ impl<'a> XmlIn<'a> {
             match self.read()? {
                 Event::Eof => return Ok(()),
                 Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(t) if t.as_ref().iter().all(u8::is_ascii_whitespace) => {}
+                Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
                 Event::Start(e) | Event::Empty(e) => {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                     return Err(DecodeError::new(
