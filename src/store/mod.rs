@@ -44,6 +44,11 @@ pub use tx::{ReadTx, Snapshot, WriteTx};
 
 use error::RedbResultExt;
 
+/// redb's page cache limit. The client database of a device holds a few
+/// hundred small rows; redb's default (1 GiB, grown lazily) lets the cache
+/// keep every page it ever touched resident, which a device cannot afford.
+const CACHE_BYTES: usize = 1024 * 1024;
+
 /// The client database: one redb file, held exclusively by this process.
 pub struct Store {
     db: Database,
@@ -85,6 +90,7 @@ impl Store {
         }
 
         let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| schema::open_error(&path, e))?;
         let store = Store { db, path };
