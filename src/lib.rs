@@ -7,6 +7,7 @@
 //! - [`config`]: TOML fragments merged into one validated [`config::Settings`].
 //! - [`protocol`]: the wire documents and their XML codec; no I/O.
 //! - [`store`]: the client database on redb; every state change one transaction.
+//! - [`scheduler`]: the timing policy (due, parked, retries) and its actor.
 //! - [`daemon`]: `dmagent run`, the actor system and its store actor.
 //! - [`control`]: the local control socket (status, poll-now) and its report.
 //! - [`logging`]: `tracing` output as text or JSON.
@@ -21,4 +22,5 @@ pub mod control;
 pub mod daemon;
 pub mod logging;
 pub mod protocol;
+pub mod scheduler;
 pub mod store;
