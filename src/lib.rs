@@ -24,3 +24,4 @@ pub mod logging;
 pub mod protocol;
 pub mod scheduler;
 pub mod store;
+pub mod transport;
