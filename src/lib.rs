@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod logging;
+pub mod poller;
 pub mod protocol;
 pub mod scheduler;
 pub mod store;
