@@ -38,6 +38,10 @@ pub enum PackageState {
     /// Download complete and its digest matched (11031); the post-install
     /// command has not completed yet.
     Downloaded,
+    /// The post-install step was started and has not reported back. Committed
+    /// before the handler runs, so an agent that restarts in this state knows
+    /// the step may have run and does not silently run it a second time.
+    Installing,
     /// The post-install command completed successfully (11035).
     Installed,
     /// Retries exhausted (11032) or the command failed (11036).
@@ -46,11 +50,12 @@ pub enum PackageState {
 
 impl PackageState {
     /// Every state, in life-cycle order.
-    pub const ALL: [PackageState; 6] = [
+    pub const ALL: [PackageState; 7] = [
         PackageState::AwaitingInstructions,
         PackageState::Pending,
         PackageState::Downloading,
         PackageState::Downloaded,
+        PackageState::Installing,
         PackageState::Installed,
         PackageState::Failed,
     ];
@@ -62,6 +67,7 @@ impl PackageState {
             PackageState::Pending => "pending",
             PackageState::Downloading => "downloading",
             PackageState::Downloaded => "downloaded",
+            PackageState::Installing => "installing",
             PackageState::Installed => "installed",
             PackageState::Failed => "failed",
         }
@@ -73,7 +79,9 @@ impl PackageState {
             PackageState::AwaitingInstructions
             | PackageState::Pending
             | PackageState::Downloading => "pending",
-            PackageState::Downloaded | PackageState::Installed => "download success",
+            PackageState::Downloaded | PackageState::Installing | PackageState::Installed => {
+                "download success"
+            }
             PackageState::Failed => "download failed",
         }
     }

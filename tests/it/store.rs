@@ -228,6 +228,7 @@ fn package_state_names() {
             "pending",
             "downloading",
             "downloaded",
+            "installing",
             "installed",
             "failed"
         ]
