@@ -15,14 +15,17 @@
 //! - [`cli`]: the `dmagent` command line.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod downloader;
 pub mod logging;
 pub mod poller;
 pub mod protocol;
+pub mod reporter;
 pub mod scheduler;
 pub mod store;
 pub mod transport;

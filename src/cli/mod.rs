@@ -66,6 +66,11 @@ enum Command {
     },
     /// Ask the agent to poll the management server now
     PollNow,
+    /// Accept an optional package: schedule its download and post-install step
+    Accept {
+        /// The package ID, as `dmagent status` shows it
+        package_id: String,
+    },
     /// Check the configuration: list every error with its file and key
     CheckConfig {
         /// Also print the effective merged configuration
@@ -121,6 +126,15 @@ pub fn main() -> ExitCode {
             }
             other => report_failure(other),
         },
+        Command::Accept { package_id } => {
+            match control_request(&settings, &Request::Accept { package_id }) {
+                Ok(Response::Done { message }) => {
+                    println!("{message}");
+                    ExitCode::SUCCESS
+                }
+                other => report_failure(other),
+            }
+        }
         Command::PollNow => match control_request(&settings, &Request::PollNow) {
             Ok(Response::Done { message }) => {
                 println!("{message}");

@@ -34,6 +34,11 @@ pub enum Request {
     Status,
     /// Make the poll task due now.
     PollNow,
+    /// Accept an optional package and schedule its download.
+    Accept {
+        /// The package ID.
+        package_id: String,
+    },
 }
 
 /// A response line.

@@ -1,9 +1,9 @@
 //! `dmagent run`: opens the client database, starts the actor system and
 //! serves the control socket until SIGTERM or SIGINT.
 //!
-//! The scheduler, poller, downloader, inventory collector and reporter actors
-//! join this system with the full-cycle issue; today the daemon holds the
-//! database and answers `status` and `poll-now`.
+//! The database is opened before the actor system starts, so a refused
+//! database is a clean exit; then the agent's actors ([`crate::agent`]) and
+//! the control socket run until a termination signal.
 
 pub mod store_actor;
 
@@ -11,9 +11,12 @@ use std::sync::Arc;
 
 use actix::{SyncArbiter, System};
 
+use crate::agent::AgentContext;
+use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::control;
 use crate::store::{Store, StoreError};
+use crate::transport::Transport;
 use store_actor::{ControlContext, StoreActor};
 
 /// Why the daemon could not start or stopped with an error.
@@ -38,6 +41,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The HTTP client could not be set up (TLS files).
+    #[error(transparent)]
+    Transport(crate::transport::TransportError),
     /// The actor system failed.
     #[error("actor system: {0}")]
     System(std::io::Error),
@@ -65,11 +71,24 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
         daemon_running: true,
     };
     let socket = control::socket_path(&state_dir);
+    let transport = Transport::new(settings).map_err(DaemonError::Transport)?;
+    let agent_context = Arc::new(AgentContext {
+        settings: settings.clone(),
+        store: store.clone(),
+        transport,
+        device_id: device_id.clone(),
+        device_name: settings.resolve_device_name().ok(),
+        clock: Arc::new(SystemClock),
+        sys_class_net: "/sys/class/net".into(),
+    });
 
     let system = System::new();
     let started: Result<(), DaemonError> = system.block_on(async {
-        let store_addr =
-            SyncArbiter::start(1, move || StoreActor::new(store.clone(), context.clone()));
+        let agent = crate::agent::start(agent_context);
+        let wake = agent.scheduler.recipient();
+        let store_addr = SyncArbiter::start(1, move || {
+            StoreActor::new(store.clone(), context.clone(), Some(wake.clone()))
+        });
         let listener = control::server::bind(&socket).map_err(|source| DaemonError::Socket {
             path: socket.display().to_string(),
             source,
@@ -80,8 +99,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
             version = env!("CARGO_PKG_VERSION"),
             device_id = %device_id,
             server = settings.server.url.as_deref().unwrap_or("(none configured)"),
-            "dmagent running: database open, control socket up; \
-             polling and downloads arrive with the full-cycle issue"
+            "dmagent running"
         );
         Ok(())
     });

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Handler, Message, SyncContext};
+use actix::{Actor, Handler, Message, Recipient, SyncContext};
 
 use crate::control::{Request, Response, StatusReport};
+use crate::scheduler::actor::Wake;
 use crate::store::{Store, StoreError, TaskId, TaskRecord};
 
 /// What control requests need to know about the agent, fixed at start-up.
@@ -28,12 +29,22 @@ pub struct ControlContext {
 pub struct StoreActor {
     store: Arc<Store>,
     context: ControlContext,
+    scheduler: Option<Recipient<Wake>>,
 }
 
 impl StoreActor {
     /// An actor over `store`; `context` goes into every status report.
-    pub fn new(store: Arc<Store>, context: ControlContext) -> Self {
-        StoreActor { store, context }
+    /// `scheduler` is woken after a request changed the task list.
+    pub fn new(
+        store: Arc<Store>,
+        context: ControlContext,
+        scheduler: Option<Recipient<Wake>>,
+    ) -> Self {
+        StoreActor {
+            store,
+            context,
+            scheduler,
+        }
     }
 }
 
@@ -53,7 +64,13 @@ impl Handler<Control> for StoreActor {
     type Result = actix::MessageResult<Control>;
 
     fn handle(&mut self, Control(request): Control, _: &mut SyncContext<Self>) -> Self::Result {
-        actix::MessageResult(execute(&self.store, &self.context, &request))
+        let response = execute(&self.store, &self.context, &request);
+        if matches!(response, Response::Done { .. }) {
+            if let Some(scheduler) = &self.scheduler {
+                let _ = scheduler.try_send(Wake);
+            }
+        }
+        actix::MessageResult(response)
     }
 }
 
@@ -69,15 +86,53 @@ pub fn execute(store: &Store, context: &ControlContext, request: &Request) -> Re
         },
         Request::PollNow => match poll_now(store, context, crate::clock::unix_now()) {
             Ok(()) => Response::Done {
-                message: "the poll task is due now; the poller that sends it arrives with the \
-                          full-cycle issue, so nothing is sent yet"
-                    .to_string(),
+                message: if context.daemon_running {
+                    "poll requested: the agent polls now".to_string()
+                } else {
+                    "poll requested: the poll task is due now and runs when the agent starts"
+                        .to_string()
+                },
             },
             Err(e) => Response::Error {
                 message: e.to_string(),
             },
         },
+        Request::Accept { package_id } => match accept(store, package_id, crate::clock::unix_now())
+        {
+            Ok(message) => Response::Done { message },
+            Err(message) => Response::Error { message },
+        },
     }
+}
+
+/// Accepts an optional package locally and schedules its download event.
+fn accept(store: &Store, package_id: &str, now: u64) -> Result<String, String> {
+    let offset = crate::poller::schedule::system_local_offset;
+    store
+        .write_with(|tx| {
+            let Some(package) = tx.package(package_id)? else {
+                return Ok(Err(format!(
+                    "no package {package_id:?} is known to this device"
+                )));
+            };
+            if package.required {
+                return Ok(Ok(format!(
+                    "{package_id} is a required package; nothing to accept"
+                )));
+            }
+            if package.accepted {
+                return Ok(Ok(format!("{package_id} was already accepted")));
+            }
+            let stored = crate::poller::schedule::accept(package, now, &offset);
+            tx.put_package(&stored.package)?;
+            if let Some(task) = &stored.task {
+                tx.put_task(task)?;
+            }
+            Ok(Ok(format!(
+                "{package_id} accepted; its download event is scheduled"
+            )))
+        })
+        .map_err(|e: StoreError| e.to_string())?
 }
 
 /// Makes the poll task due at `now`, creating it if the agent never ran, and

@@ -8,6 +8,7 @@
 //! every stored package that is no longer listed, keep the rest. An absent
 //! `ApplicablePackages` changes nothing; a present but empty one removes all.
 
+pub mod actor;
 pub mod schedule;
 
 use std::collections::BTreeSet;

@@ -15,6 +15,7 @@
 //!   reports (queued status messages are the reporter's, which drains its
 //!   outbox right after the poll).
 
+pub mod actor;
 pub mod links;
 
 use serde::{Deserialize, Serialize};

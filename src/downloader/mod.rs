@@ -1,0 +1,3 @@
+//! The download engine and the downloader actor.
+
+pub mod actor;

@@ -1,0 +1,125 @@
+//! The reporter actor: drains the outbox whenever asked (after every state
+//! change that queued something, and after each poll), and again after the
+//! retry interval while the server does not take it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle,
+    WrapFuture,
+};
+
+use super::{next_delivery, Delivery};
+use crate::agent::{AgentContext, AgentError};
+use crate::scheduler::actor::Reached;
+use crate::scheduler::Attempt;
+
+/// Deliver what is in the outbox.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct ReporterActor {
+    context: Arc<AgentContext>,
+    scheduler: Recipient<Reached>,
+    flushing: bool,
+    again: bool,
+    retry: Option<SpawnHandle>,
+}
+
+impl ReporterActor {
+    /// A reporter telling `scheduler` whether the server answers.
+    pub fn new(context: Arc<AgentContext>, scheduler: Recipient<Reached>) -> Self {
+        ReporterActor {
+            context,
+            scheduler,
+            flushing: false,
+            again: false,
+            retry: None,
+        }
+    }
+}
+
+/// Delivers items until the outbox is empty or a delivery fails.
+async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
+    let mut delivered = 0;
+    loop {
+        let items = context.db(|s| s.outbox(super::MAX_BATCH)).await?;
+        let Some(delivery) = next_delivery(&items) else {
+            return Ok(delivered);
+        };
+        let values = context.db(|s| s.server_values()).await?;
+        let url = context.server_url(&values)?;
+        let headers = context.headers(&values);
+        match delivery {
+            Delivery::Document { action, body, seqs } => {
+                context
+                    .transport
+                    .post_xml(&url, &headers, action, body)
+                    .await?;
+                let count = seqs.len();
+                context.db(move |s| s.write(|tx| tx.dequeue(&seqs))).await?;
+                delivered += count;
+            }
+            Delivery::File { path, .. } => {
+                // Streaming uploads arrive with the reports issue; keep the
+                // item (never drop what was queued) and stop here.
+                tracing::warn!(%path, "file collection upload is not available in this build; kept in the outbox");
+                return Ok(delivered);
+            }
+        }
+    }
+}
+
+impl Actor for ReporterActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Whatever a previous run left queued goes out first.
+        ctx.notify(Flush);
+    }
+}
+
+impl Handler<Flush> for ReporterActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        if self.flushing {
+            self.again = true;
+            return;
+        }
+        if let Some(retry) = self.retry.take() {
+            ctx.cancel_future(retry);
+        }
+        self.flushing = true;
+        let context = self.context.clone();
+        ctx.spawn(drain(context).into_actor(self).map(|result, actor, ctx| {
+            actor.flushing = false;
+            match result {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(delivered = n, "outbox delivered");
+                    let _ = actor.scheduler.try_send(Reached(true));
+                }
+                Err(e) => {
+                    let attempt = e.attempt();
+                    let reached = !matches!(attempt, Attempt::Unreachable(_));
+                    let _ = actor.scheduler.try_send(Reached(reached));
+                    tracing::warn!("outbox delivery failed, kept for later: {e}");
+                    let secs = actor.context.settings.retry.interval.as_secs().max(1);
+                    actor.retry = Some(ctx.run_later(Duration::from_secs(secs), |actor, ctx| {
+                        actor.retry = None;
+                        ctx.notify(Flush);
+                    }));
+                    return;
+                }
+            }
+            if std::mem::take(&mut actor.again) {
+                ctx.notify(Flush);
+            }
+        }));
+    }
+}

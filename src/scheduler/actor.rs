@@ -1,0 +1,318 @@
+//! The scheduler actor: thin glue around the policy in `mod.rs`. It owns the
+//! timing of every task in the store, hands due tasks to the poller and the
+//! downloader, and applies what they report back.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle,
+    WrapFuture,
+};
+
+use super::{after_attempt, plan, Attempt, Links, Next, Reachability};
+use crate::agent::AgentContext;
+use crate::downloader::actor::RunDownload;
+use crate::poller::actor::RunPoll;
+use crate::reporter::actor::Flush;
+use crate::store::{Outcome, PackageState, TaskId, TaskKind, TaskRecord};
+
+/// Re-plan now: tasks changed from outside (poll-now, accept) or the clock
+/// moved (tests).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// A worker finished an attempt of a task.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct TaskFinished {
+    /// The task.
+    pub id: TaskId,
+    /// How it ended.
+    pub attempt: Attempt,
+}
+
+/// The reporter learned whether the server answers.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Reached(pub bool);
+
+/// Longest sleep between plans; also how often links are re-probed while
+/// work is parked waiting for one.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct SchedulerActor {
+    context: Arc<AgentContext>,
+    poller: Recipient<RunPoll>,
+    downloader: Recipient<RunDownload>,
+    reporter: Recipient<Flush>,
+    reach: Reachability,
+    links: Links,
+    running: HashSet<TaskId>,
+    planning: bool,
+    replan_again: bool,
+    timer: Option<SpawnHandle>,
+}
+
+impl SchedulerActor {
+    /// A scheduler dispatching to these workers.
+    pub fn new(
+        context: Arc<AgentContext>,
+        poller: Recipient<RunPoll>,
+        downloader: Recipient<RunDownload>,
+        reporter: Recipient<Flush>,
+    ) -> Self {
+        SchedulerActor {
+            context,
+            poller,
+            downloader,
+            reporter,
+            reach: Reachability::Reachable,
+            links: Links::OFFLINE,
+            running: HashSet::new(),
+            planning: false,
+            replan_again: false,
+            timer: None,
+        }
+    }
+
+    /// Loads the tasks, probes the links and dispatches what is due.
+    fn replan(&mut self, ctx: &mut Context<Self>) {
+        if self.planning {
+            self.replan_again = true;
+            return;
+        }
+        self.planning = true;
+        let context = self.context.clone();
+        let work = async move {
+            let tasks = context.db(|s| s.tasks()).await;
+            let probe_context = context.clone();
+            let links = context
+                .blocking(move || {
+                    Ok(super::links::probe(
+                        &probe_context.settings.links,
+                        &probe_context.sys_class_net,
+                    ))
+                })
+                .await;
+            (tasks, links)
+        };
+        ctx.spawn(work.into_actor(self).map(|(tasks, links), actor, ctx| {
+            actor.planning = false;
+            let now = actor.context.clock.now_unix();
+            if let Ok(links) = links {
+                if links != actor.links {
+                    tracing::info!(links = %links, "network links changed");
+                }
+                actor.links = links;
+            }
+            let tasks = match tasks {
+                Ok(tasks) => tasks,
+                Err(e) => {
+                    tracing::error!("cannot read the task list: {e}");
+                    actor.sleep(ctx, MAX_SLEEP);
+                    return;
+                }
+            };
+            let plan = plan(&tasks, now, actor.links, actor.reach);
+            for task in plan.run {
+                actor.dispatch(task);
+            }
+            for (task, wait) in &plan.parked {
+                tracing::debug!(task = %task.id, ?wait, "parked");
+            }
+            let sleep = match plan.next_wake_unix {
+                Some(at) => Duration::from_secs(at.saturating_sub(now).max(1)).min(MAX_SLEEP),
+                None => MAX_SLEEP,
+            };
+            actor.sleep(ctx, sleep);
+            if std::mem::take(&mut actor.replan_again) {
+                actor.replan(ctx);
+            }
+        }));
+    }
+
+    fn sleep(&mut self, ctx: &mut Context<Self>, duration: Duration) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.timer = Some(ctx.run_later(duration, |actor, ctx| {
+            actor.timer = None;
+            actor.replan(ctx);
+        }));
+    }
+
+    fn dispatch(&mut self, task: TaskRecord) {
+        if !self.running.insert(task.id.clone()) {
+            return;
+        }
+        tracing::debug!(task = %task.id, "running");
+        let sent = match &task.kind {
+            TaskKind::Poll => self.poller.try_send(RunPoll { task: task.clone() }).is_ok(),
+            TaskKind::Download { .. } => self
+                .downloader
+                .try_send(RunDownload { task: task.clone() })
+                .is_ok(),
+            TaskKind::Report { report } => {
+                // Report tasks are driven by the inventory collector (reports issue).
+                tracing::debug!(?report, "report task due; no collector in this build");
+                self.running.remove(&task.id);
+                return;
+            }
+        };
+        if !sent {
+            tracing::error!(task = %task.id, "worker mailbox unavailable");
+            self.running.remove(&task.id);
+        }
+    }
+}
+
+impl Actor for SchedulerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let context = self.context.clone();
+        let now = context.clock.now_unix();
+        // The poll task never expires: make sure it exists, due now on a
+        // first start.
+        let ensure = async move {
+            let values = context.db(|s| s.server_values()).await?;
+            let period = context.poll_interval_secs(&values);
+            context
+                .db(move |s| {
+                    s.write(|tx| {
+                        if tx.task(TaskId::poll())?.is_none() {
+                            tx.put_task(&TaskRecord::poll(now, period, now))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+        };
+        ctx.spawn(ensure.into_actor(self).map(|result, actor, ctx| {
+            if let Err(e) = result {
+                tracing::error!("cannot create the poll task: {e}");
+            }
+            actor.replan(ctx);
+        }));
+    }
+}
+
+impl Handler<Wake> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
+        self.replan(ctx);
+    }
+}
+
+impl Handler<Reached> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, Reached(reached): Reached, ctx: &mut Context<Self>) {
+        let now = self.context.clock.now_unix();
+        match (reached, self.reach) {
+            (true, Reachability::UnreachableSince(_)) => {
+                tracing::info!("management server reachable again");
+                self.reach = Reachability::Reachable;
+                self.replan(ctx);
+            }
+            (false, Reachability::Reachable) => {
+                tracing::warn!(
+                    "management server unreachable; parking work until a poll gets through"
+                );
+                self.reach = Reachability::UnreachableSince(now);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<TaskFinished> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, finished: TaskFinished, ctx: &mut Context<Self>) {
+        self.running.remove(&finished.id);
+        let now = self.context.clock.now_unix();
+        let was_poll = finished.id == TaskId::poll();
+        match &finished.attempt {
+            Attempt::Unreachable(_) => {
+                if self.reach == Reachability::Reachable {
+                    tracing::warn!(task = %finished.id, "management server unreachable; parking work");
+                    self.reach = Reachability::UnreachableSince(now);
+                }
+            }
+            Attempt::Succeeded | Attempt::Retryable(_) | Attempt::Terminal(_) => {
+                if self.reach != Reachability::Reachable {
+                    tracing::info!("management server reachable again");
+                }
+                self.reach = Reachability::Reachable;
+            }
+        }
+        if let Attempt::Retryable(e) | Attempt::Terminal(e) | Attempt::Unreachable(e) =
+            &finished.attempt
+        {
+            tracing::warn!(task = %finished.id, "attempt failed: {e}");
+        }
+        let context = self.context.clone();
+        let update = async move {
+            let values = context.db(|s| s.server_values()).await?;
+            let policy = context.retry_policy(&values);
+            let id = finished.id.clone();
+            let attempt = finished.attempt.clone();
+            context
+                .db(move |s| {
+                    s.write(|tx| {
+                        // The worker may have removed or rewritten the task
+                        // (a dropped package, a new poll interval): apply the
+                        // attempt to what is stored now.
+                        let Some(mut task) = tx.task(&id)? else {
+                            return Ok(());
+                        };
+                        // An unreachable server parks the task where it was due.
+                        if matches!(attempt, Attempt::Unreachable(_)) && task.next_due_unix > now {
+                            task.next_due_unix = now;
+                        }
+                        match after_attempt(&task, attempt, now, policy) {
+                            Next::Reschedule(next) => tx.put_task(&next),
+                            Next::Done => tx.remove_task(&id).map(drop),
+                            Next::Failed(error) => {
+                                tx.remove_task(&id)?;
+                                if let TaskKind::Download { package_id } = &task.kind {
+                                    if let Some(mut package) = tx.package(package_id)? {
+                                        package.state = PackageState::Failed;
+                                        package.last_outcome = Some(Outcome {
+                                            at_unix: now,
+                                            message_id: None,
+                                            detail: format!(
+                                                "gave up after {} retries: {error}",
+                                                policy.max_retries
+                                            ),
+                                        });
+                                        package.updated_unix = now;
+                                        tx.put_package(&package)?;
+                                    }
+                                }
+                                Ok(())
+                            }
+                        }
+                    })
+                })
+                .await
+        };
+        ctx.spawn(update.into_actor(self).map(move |result, actor, ctx| {
+            if let Err(e) = result {
+                tracing::error!("cannot record the end of a task: {e}");
+            }
+            if was_poll {
+                // After a poll the queued status messages go next.
+                let _ = actor.reporter.try_send(Flush);
+            }
+            actor.replan(ctx);
+        }));
+    }
+}
