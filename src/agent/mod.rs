@@ -97,28 +97,12 @@ impl AgentContext {
 
     /// The failure-recovery policy in force: the server's values over the image's.
     pub fn retry_policy(&self, values: &ServerValues) -> RetryPolicy {
-        let client = values.client_settings.as_ref();
-        RetryPolicy {
-            interval_secs: client
-                .and_then(|c| c.failure_retry_interval)
-                .unwrap_or(self.settings.retry.interval)
-                .as_secs()
-                .max(1),
-            max_retries: client
-                .and_then(|c| c.failure_retry_count)
-                .unwrap_or(self.settings.retry.max_retries),
-        }
+        RetryPolicy::effective(&self.settings, values)
     }
 
     /// The poll interval in force.
     pub fn poll_interval_secs(&self, values: &ServerValues) -> u64 {
-        values
-            .client_settings
-            .as_ref()
-            .and_then(|c| c.poll_interval)
-            .unwrap_or(self.settings.poll.interval)
-            .as_secs()
-            .max(crate::poller::schedule::MIN_RECURRENCE_SECS)
+        crate::scheduler::poll_interval_secs(&self.settings, values)
     }
 }
 

@@ -201,10 +201,8 @@ fn control_request(settings: &Settings, request: &Request) -> Result<Response, C
     }
     let database = settings.database_path();
     let context = ControlContext {
-        poll_interval_secs: settings.poll.interval.as_secs(),
+        settings: settings.clone(),
         device_id: settings.resolve_device_id().ok(),
-        server_url: server_url(settings),
-        database: settings.database_path().display().to_string(),
         daemon_running: false,
     };
     if *request == Request::Status && !database.exists() {
@@ -241,13 +239,4 @@ fn report_failure(outcome: Result<Response, CliError>) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
-}
-
-/// The configured server, or a note that none is configured.
-fn server_url(settings: &Settings) -> String {
-    settings
-        .server
-        .url
-        .clone()
-        .unwrap_or_else(|| "(none configured)".to_string())
 }

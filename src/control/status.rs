@@ -3,8 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
 use crate::daemon::store_actor::ControlContext;
-use crate::store::{Snapshot, Store, StoreError};
+use crate::protocol::{LinkFlags, RecurrenceBehavior};
+use crate::scheduler::{explain, Links, Reachability, RetryPolicy, Wait};
+use crate::store::{PackageRecord, PackageState, Snapshot, Store, StoreError, TaskId, TaskRecord};
 
 /// Everything an operator needs to see at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +25,8 @@ pub struct StatusReport {
     pub daemon_running: bool,
     /// When the report was made (Unix seconds).
     pub generated_unix: u64,
+    /// The link classes up when the report was made.
+    pub links: String,
     /// Packages known to the device.
     pub packages: Vec<PackageStatus>,
     /// Scheduled tasks, earliest first.
@@ -50,6 +56,8 @@ pub struct PackageStatus {
     pub bytes_total: Option<u64>,
     /// The last outcome, in words.
     pub last_outcome: Option<String>,
+    /// What happens next, and why it waits when it waits.
+    pub next_step: String,
 }
 
 /// One scheduled task.
@@ -65,6 +73,8 @@ pub struct TaskStatus {
     pub attempts: u32,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
+    /// Why it is not running now (`None`: due and runnable).
+    pub waiting: Option<String>,
 }
 
 /// One undelivered outbox item.
@@ -91,34 +101,57 @@ pub struct ServerStatus {
     pub poll_interval_secs: Option<u64>,
     /// Poll server set by the server, if any.
     pub poll_server: Option<String>,
+    /// Since when the server has not answered, if it does not.
+    pub unreachable_since_unix: Option<u64>,
 }
 
 impl StatusReport {
-    /// Reads one snapshot of `store` and builds the report.
+    /// Reads one snapshot of `store`, probes the links, and builds the report.
     pub fn collect(store: &Store, context: &ControlContext) -> Result<StatusReport, StoreError> {
+        let links =
+            crate::scheduler::links::probe(&context.settings.links, Path::new("/sys/class/net"));
         Ok(Self::from_snapshot(
             &store.snapshot()?,
             context,
             crate::clock::unix_now(),
+            links,
         ))
     }
 
     /// The report for a database that does not exist yet.
     pub fn empty(context: &ControlContext, now_unix: u64) -> StatusReport {
-        Self::from_snapshot(&Snapshot::default(), context, now_unix)
+        Self::from_snapshot(&Snapshot::default(), context, now_unix, Links::OFFLINE)
     }
 
     /// Builds the report from a snapshot (pure, for tests).
     pub fn from_snapshot(
         snapshot: &Snapshot,
         context: &ControlContext,
-        now_unix: u64,
+        now: u64,
+        links: Links,
     ) -> StatusReport {
+        let values = &snapshot.server;
+        let policy = RetryPolicy::effective(&context.settings, values);
+        let reach = match values.unreachable_since {
+            Some(since) => Reachability::UnreachableSince(since),
+            None => Reachability::Reachable,
+        };
+        let why = Why {
+            now,
+            links,
+            reach,
+            policy,
+            image_cap: context.settings.download.bandwidth_limit.map(|c| c.get()),
+        };
         let packages = snapshot
             .packages
             .iter()
             .map(|p| {
                 let checkpoint = snapshot.checkpoints.iter().find(|c| c.package_id == p.id);
+                let task = snapshot
+                    .tasks
+                    .iter()
+                    .find(|t| t.id == TaskId::download(&p.id));
                 PackageStatus {
                     id: p.id.clone(),
                     name: p.name.clone(),
@@ -133,6 +166,7 @@ impl StatusReport {
                         Some(id) => format!("{id}: {}", o.detail),
                         None => o.detail.clone(),
                     }),
+                    next_step: why.package(p, task),
                 }
             })
             .collect();
@@ -145,6 +179,7 @@ impl StatusReport {
                 period_secs: t.period_secs,
                 attempts: t.attempts,
                 last_error: t.last_error.clone(),
+                waiting: why.task(t),
             })
             .collect();
         tasks.sort_by(|a, b| a.next_due_unix.cmp(&b.next_due_unix).then(a.id.cmp(&b.id)));
@@ -157,15 +192,20 @@ impl StatusReport {
                 summary: item.body.summary(),
             })
             .collect();
-        let values = &snapshot.server;
         let client = values.client_settings.as_ref();
+        let configured = context.settings.server.url.as_deref();
         StatusReport {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             device_id: context.device_id.clone(),
-            server_url: context.server_url.clone(),
-            database: context.database.clone(),
+            server_url: crate::transport::effective_server_url(
+                configured,
+                client.and_then(|c| c.poll_server.as_deref()),
+            )
+            .unwrap_or_else(|| "(none configured)".to_owned()),
+            database: context.settings.database_path().display().to_string(),
             daemon_running: context.daemon_running,
-            generated_unix: now_unix,
+            generated_unix: now,
+            links: links.to_string(),
             packages,
             tasks,
             outbox,
@@ -175,7 +215,126 @@ impl StatusReport {
                 client_settings_version: client.and_then(|c| c.version.clone()),
                 poll_interval_secs: client.and_then(|c| c.poll_interval).map(|d| d.as_secs()),
                 poll_server: client.and_then(|c| c.poll_server.clone()),
+                unreachable_since_unix: values.unreachable_since,
             },
         }
+    }
+}
+
+/// The inputs of "why is this waiting".
+struct Why {
+    now: u64,
+    links: Links,
+    reach: Reachability,
+    policy: RetryPolicy,
+    image_cap: Option<u64>,
+}
+
+impl Why {
+    /// Why a task waits, in words; `None` when it would run now.
+    fn task(&self, task: &TaskRecord) -> Option<String> {
+        explain(task, self.now, self.links, self.reach, self.policy).map(|w| self.words(&w))
+    }
+
+    fn words(&self, wait: &Wait) -> String {
+        match wait {
+            Wait::NotDue { at_unix } => {
+                format!("not due until {} (start time not reached)", when(*at_unix))
+            }
+            Wait::Retry {
+                attempt,
+                max,
+                at_unix,
+            } => format!("retry {attempt} of {max} at {}", when(*at_unix)),
+            Wait::Offline => "offline: no network link is up".to_owned(),
+            Wait::LinkNotAllowed { flags, up } => format!(
+                "its Flags ({}) allow only {}; up now: {up}",
+                LinkFlags(*flags),
+                allowed_classes(*flags)
+            ),
+            Wait::ServerUnreachable { since_unix } => {
+                format!(
+                    "the server has not answered since {}; waiting for a poll to get through",
+                    when(*since_unix)
+                )
+            }
+        }
+    }
+
+    /// The next step of a package and, when it waits, why.
+    fn package(&self, package: &PackageRecord, task: Option<&TaskRecord>) -> String {
+        let instructions = package.instructions.as_ref();
+        let limit = [instructions.and_then(|i| i.bandwidth_limit), self.image_cap]
+            .into_iter()
+            .flatten()
+            .min();
+        let exec_only = instructions
+            .and_then(|i| i.recurrence.as_ref())
+            .is_some_and(|r| r.behavior == RecurrenceBehavior::ExecuteOnly);
+        match package.state {
+            PackageState::AwaitingInstructions => {
+                "request its instructions at the next poll".to_owned()
+            }
+            PackageState::Pending if !package.required && !package.accepted => {
+                format!("optional: waiting for `dmagent accept {}`", package.id)
+            }
+            PackageState::Failed => {
+                "failed; its instructions are requested again at the next poll".to_owned()
+            }
+            PackageState::Downloaded => "run the post-install step".to_owned(),
+            PackageState::Installing => {
+                "post-install step started; not re-run after a restart".to_owned()
+            }
+            PackageState::Downloading => {
+                let mut text = "downloading".to_owned();
+                if let Some(limit) = limit {
+                    text.push_str(&format!(" (bandwidth-limited to {limit} B/s)"));
+                }
+                if let Some(wait) = task.and_then(|t| self.task(t)) {
+                    text = format!("download interrupted; {wait}");
+                }
+                text
+            }
+            PackageState::Pending | PackageState::Installed => {
+                let Some(task) = task else {
+                    return if package.state == PackageState::Installed {
+                        "done".to_owned()
+                    } else {
+                        "not scheduled".to_owned()
+                    };
+                };
+                let action = match (package.state, exec_only) {
+                    (PackageState::Installed, true) => "re-run its command",
+                    (PackageState::Installed, false) => "download and run again",
+                    _ => "download",
+                };
+                match self.task(task) {
+                    None => format!("{action} now"),
+                    Some(wait) => format!("{action}: {wait}"),
+                }
+            }
+        }
+    }
+}
+
+/// `2025-01-16 01:00:00 UTC`.
+fn when(unix: u64) -> String {
+    format!("{} UTC", crate::poller::schedule::civil(unix))
+}
+
+/// The link classes a `Flags` value allows, in words.
+fn allowed_classes(flags: u32) -> String {
+    let names: Vec<&str> = [
+        (0x1, "low bandwidth"),
+        (0x2, "high bandwidth"),
+        (0x4, "docked"),
+    ]
+    .into_iter()
+    .filter_map(|(bit, name)| (flags & bit != 0).then_some(name))
+    .collect();
+    if names.is_empty() {
+        "any link".to_owned()
+    } else {
+        names.join(" or ")
     }
 }

@@ -60,14 +60,8 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
     // schema, locked by another agent) is a clean exit, not a dead actor.
     let store = Arc::new(Store::open(settings.database_path())?);
     let context = ControlContext {
-        poll_interval_secs: settings.poll.interval.as_secs(),
+        settings: settings.clone(),
         device_id: Some(device_id.clone()),
-        server_url: settings
-            .server
-            .url
-            .clone()
-            .unwrap_or_else(|| "(none configured)".into()),
-        database: settings.database_path().display().to_string(),
         daemon_running: true,
     };
     let socket = control::socket_path(&state_dir);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Handler, Message, Recipient, SyncContext};
 
+use crate::config::Settings;
 use crate::control::{Request, Response, StatusReport};
 use crate::scheduler::actor::Wake;
 use crate::store::{Store, StoreError, TaskId, TaskRecord};
@@ -12,15 +13,11 @@ use crate::store::{Store, StoreError, TaskId, TaskRecord};
 /// What control requests need to know about the agent, fixed at start-up.
 #[derive(Debug, Clone)]
 pub struct ControlContext {
-    /// The configured poll interval, for a poll task created by `poll-now`.
-    pub poll_interval_secs: u64,
+    /// The merged configuration.
+    pub settings: Settings,
     /// The resolved device ID.
     pub device_id: Option<String>,
-    /// The configured management server.
-    pub server_url: String,
-    /// Path of the database file.
-    pub database: String,
-    /// Whether the report comes from a running daemon.
+    /// Whether the request is served by a running daemon.
     pub daemon_running: bool,
 }
 
@@ -145,7 +142,7 @@ fn poll_now(store: &Store, context: &ControlContext, now: u64) -> Result<(), Sto
                 task.attempts = 0;
                 task
             }
-            None => TaskRecord::poll(now, context.poll_interval_secs, now),
+            None => TaskRecord::poll(now, context.settings.poll.interval.as_secs(), now),
         };
         tx.put_task(&task)
     })

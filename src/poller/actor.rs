@@ -170,7 +170,7 @@ async fn apply_settings(context: &AgentContext, response: &PollResponse) -> Resu
         return Ok(());
     };
     let now = context.clock.now_unix();
-    let configured_interval = context.settings.poll.interval;
+    let agent_settings = context.settings.clone();
     context
         .db(move |s| {
             s.write(|tx| {
@@ -182,13 +182,7 @@ async fn apply_settings(context: &AgentContext, response: &PollResponse) -> Resu
                     merge_report(&mut v.machine_inventory, settings.machine_inventory);
                     merge_report(&mut v.file_collection, settings.file_collection);
                 })?;
-                let interval = values
-                    .client_settings
-                    .as_ref()
-                    .and_then(|c| c.poll_interval)
-                    .unwrap_or(configured_interval)
-                    .as_secs()
-                    .max(super::schedule::MIN_RECURRENCE_SECS);
+                let interval = crate::scheduler::poll_interval_secs(&agent_settings, &values);
                 if let Some(mut task) = tx.task(TaskId::poll())? {
                     if task.period_secs != Some(interval) {
                         tracing::info!(secs = interval, "poll interval changed by the server");

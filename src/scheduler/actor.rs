@@ -146,6 +146,41 @@ impl SchedulerActor {
         }));
     }
 
+    /// Records a change of reachability, in memory and in the store (for
+    /// `dmagent status`).
+    fn set_reach(&mut self, reach: Reachability) {
+        if reach == self.reach {
+            return;
+        }
+        match reach {
+            Reachability::Reachable => tracing::info!("management server reachable again"),
+            Reachability::UnreachableSince(_) => {
+                tracing::warn!(
+                    "management server unreachable; parking work until a poll gets through"
+                )
+            }
+        }
+        self.reach = reach;
+        let since = match reach {
+            Reachability::Reachable => None,
+            Reachability::UnreachableSince(t) => Some(t),
+        };
+        let context = self.context.clone();
+        actix_rt::spawn(async move {
+            let result = context
+                .db(move |s| {
+                    s.write(|tx| {
+                        tx.update_server_values(|v| v.unreachable_since = since)
+                            .map(drop)
+                    })
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!("cannot record the server's reachability: {e}");
+            }
+        });
+    }
+
     fn dispatch(&mut self, task: TaskRecord) {
         if !self.running.insert(task.id.clone()) {
             return;
@@ -185,6 +220,8 @@ impl Actor for SchedulerActor {
             context
                 .db(move |s| {
                     s.write(|tx| {
+                        // A new run starts by trying the server again.
+                        tx.update_server_values(|v| v.unreachable_since = None)?;
                         if tx.task(TaskId::poll())?.is_none() {
                             tx.put_task(&TaskRecord::poll(now, period, now))?;
                         }
@@ -242,15 +279,11 @@ impl Handler<TaskFinished> for SchedulerActor {
         match &finished.attempt {
             Attempt::Unreachable(_) => {
                 if self.reach == Reachability::Reachable {
-                    tracing::warn!(task = %finished.id, "management server unreachable; parking work");
-                    self.reach = Reachability::UnreachableSince(now);
+                    self.set_reach(Reachability::UnreachableSince(now));
                 }
             }
             Attempt::Succeeded | Attempt::Retryable(_) | Attempt::Terminal(_) => {
-                if self.reach != Reachability::Reachable {
-                    tracing::info!("management server reachable again");
-                }
-                self.reach = Reachability::Reachable;
+                self.set_reach(Reachability::Reachable);
             }
         }
         if let Attempt::Retryable(e) | Attempt::Terminal(e) | Attempt::Unreachable(e) =

@@ -33,6 +33,41 @@ pub struct RetryPolicy {
     pub max_retries: u32,
 }
 
+impl RetryPolicy {
+    /// The policy in force: the server's `FailureRetryInterval` and
+    /// `FailureRetryCount` over the image's `[retry]` values.
+    pub fn effective(
+        settings: &crate::config::Settings,
+        values: &crate::store::ServerValues,
+    ) -> RetryPolicy {
+        let client = values.client_settings.as_ref();
+        RetryPolicy {
+            interval_secs: client
+                .and_then(|c| c.failure_retry_interval)
+                .unwrap_or(settings.retry.interval)
+                .as_secs()
+                .max(1),
+            max_retries: client
+                .and_then(|c| c.failure_retry_count)
+                .unwrap_or(settings.retry.max_retries),
+        }
+    }
+}
+
+/// The poll interval in force: the server's `PollInterval` over the image's.
+pub fn poll_interval_secs(
+    settings: &crate::config::Settings,
+    values: &crate::store::ServerValues,
+) -> u64 {
+    values
+        .client_settings
+        .as_ref()
+        .and_then(|c| c.poll_interval)
+        .unwrap_or(settings.poll.interval)
+        .as_secs()
+        .max(crate::poller::schedule::MIN_RECURRENCE_SECS)
+}
+
 /// Whether the management server answered the last time we tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Reachability {

@@ -390,4 +390,8 @@ pub struct ServerValues {
     pub machine_inventory: Option<protocol::ReportSettings>,
     /// `FileCollectionSettings`.
     pub file_collection: Option<protocol::ReportSettings>,
+    /// Since when the server has not answered (Unix seconds), while it does
+    /// not; kept here so `dmagent status` can say why work is parked.
+    #[serde(default)]
+    pub unreachable_since: Option<u64>,
 }
