@@ -29,11 +29,13 @@ pub fn spawn_watcher(handle: CatalogHandle, interval: Duration, stop: Arc<Atomic
             let mut last = fingerprint(&handle);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(interval);
+                // Taken before the reload: a write during the reload shows
+                // up as a change on the next tick.
                 let now = fingerprint(&handle);
                 if now != last {
                     // A failed reload is logged and kept by the handle.
                     let _ = handle.reload();
-                    last = fingerprint(&handle);
+                    last = now;
                 }
             }
         });

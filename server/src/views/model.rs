@@ -85,9 +85,23 @@ pub(super) fn detail(app: &AppState, id: &str) -> Result<Option<DeviceDetail>, S
     let Some(mut device) = app.state.device(id)? else {
         return Ok(None);
     };
-    // The token is a credential: views say only whether one is set.
-    if device.auth_token.is_some() {
-        device.auth_token = Some("(set)".into());
+    // Tokens are credentials: views say only whether one is set.
+    let mask = |t: &mut String| {
+        if !t.is_empty() {
+            *t = "(set)".into();
+        }
+    };
+    if let Some(t) = device.auth_token.as_mut() {
+        mask(t);
+    }
+    mask(&mut device.headers.auth);
+    if let Some(t) = device
+        .poll
+        .as_mut()
+        .and_then(|p| p.connection.as_mut())
+        .and_then(|c| c.authorization_token.as_mut())
+    {
+        mask(t);
     }
     let status = app.state.statuses(id)?;
     let catalog = app.catalog.get();
