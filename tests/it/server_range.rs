@@ -28,7 +28,7 @@ fn range_table() {
         ("bytes=-100", None, 206, size - 100, size - 1),
         ("bytes=-5000000", None, 206, 0, size - 1),
         ("bytes=1048000-9999999", None, 206, 1_048_000, size - 1),
-        (&"bytes=1048575-1048575"[..], None, 206, size - 1, size - 1),
+        ("bytes=1048575-1048575", None, 206, size - 1, size - 1),
         ("bytes=1048576-", None, 416, 0, 0),
         ("bytes=2000000-2000010", None, 416, 0, 0),
         ("bytes=-0", None, 416, 0, 0),

@@ -26,7 +26,7 @@ const CACHE_BYTES: usize = 4 << 20;
 pub enum StateError {
     /// The database failed.
     #[error("state database: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     /// A stored value could not be (de)serialised.
     #[error("state value: {0}")]
     Json(#[from] serde_json::Error),
@@ -37,10 +37,11 @@ pub enum StateError {
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(impl From<$t> for StateError {
-        fn from(e: $t) -> Self { StateError::Db(e.into()) }
+        fn from(e: $t) -> Self { StateError::Db(Box::new(e.into())) }
     })*};
 }
 from_redb!(
+    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
