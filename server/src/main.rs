@@ -1,11 +1,127 @@
-//! `dm-server`, the reference management server. It is filled in by the
-//! reference-server issue; the crate exists now so the workspace has its final shape.
+//! `dm-server`: serve a catalog to devices.
+//!
+//! Prints `listening on http://ADDR` as the first line of stdout once bound.
+//! SIGHUP reloads the catalog; SIGINT/SIGTERM stop the server.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use dm_server::ServerConfig;
+
+/// Reference management server for dmagent.
+#[derive(Debug, Parser)]
+#[command(name = "dm-server", version)]
+struct Args {
+    /// Catalog directory (catalog.toml, packages/*.toml, package files).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// State directory (state.redb, files/).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Listen address; port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// A TOML config file (keys: catalog, state, listen, endpoint, auth,
+    /// public_url, max_xml_body, max_file_body, [faults]).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Path of the device endpoint.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Issue and check per-device X-Device-Auth tokens.
+    #[arg(long)]
+    auth: bool,
+    /// Base URL for download links in location responses (default http://ADDR).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Cap on one file-collection body in bytes.
+    #[arg(long)]
+    max_file_body: Option<u64>,
+}
+
 fn main() {
-    eprintln!(
-        "dm-server {}: the reference server is not built yet (see the reference-server issue)",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let mut cfg = ServerConfig::new("catalog", "state");
+    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    if let Some(c) = &args.config {
+        if let Err(e) = cfg.apply_file(c) {
+            eprintln!("dm-server: {e}");
+            std::process::exit(2);
+        }
+    }
+    if let Some(d) = args.catalog {
+        cfg.catalog_dir = d;
+    }
+    if let Some(d) = args.state {
+        cfg.state_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(e) = args.endpoint {
+        cfg.endpoint = e;
+    }
+    if args.auth {
+        cfg.auth = true;
+    }
+    if let Some(u) = args.public_url {
+        cfg.public_url = Some(u);
+    }
+    if let Some(m) = args.max_file_body {
+        cfg.max_file_body = m;
+    }
+    let server = match dm_server::start(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dm-server: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on http://{}", server.addr());
+    let _ = out.flush();
+
+    let catalog = server.catalog().clone();
+    let signals = actix_web::rt::System::new().block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+        let t1 = tx.clone();
+        actix_web::rt::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = t1.send(false);
+            }
+        });
+        let t2 = tx.clone();
+        actix_web::rt::spawn(async move {
+            term.recv().await;
+            let _ = t2.send(true);
+        });
+        actix_web::rt::spawn(async move {
+            int.recv().await;
+            let _ = tx.send(true);
+        });
+        while let Some(stop) = rx.recv().await {
+            if stop {
+                break;
+            }
+            let c = catalog.clone();
+            // A failed reload is reported by the handle; the old catalog stays.
+            let _ = actix_web::rt::task::spawn_blocking(move || c.reload()).await;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    if let Err(e) = signals {
+        eprintln!("dm-server: signal handling: {e}");
+    }
+    server.stop();
 }

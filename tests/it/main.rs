@@ -7,4 +7,7 @@ mod config;
 mod protocol_examples;
 mod protocol_hostile;
 mod protocol_roundtrip;
+mod server;
+mod server_range;
+mod server_support;
 mod store;

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "demo app $(cat "$(dirname "$0")/VERSION")"

@@ -1,0 +1,167 @@
+//! `GET`/`HEAD /packages/{id}/{file}`: package files with single-range
+//! support, streamed from disk in 64 KiB chunks (constant memory).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::SizedStream;
+use actix_web::http::header;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::range::{evaluate, RangeOutcome};
+use super::{apply_request_faults, AppState};
+use crate::faults::DownloadFaults;
+
+/// Read size of one chunk.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The download route handler.
+pub async fn download(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    app: web::Data<AppState>,
+) -> HttpResponse {
+    if let Some(r) = apply_request_faults(&app).await {
+        return r;
+    }
+    let (id, file) = path.into_inner();
+    let catalog = app.catalog.get();
+    let Some(pkg) = catalog.packages.get(&id).filter(|p| p.file_name == file) else {
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("no package file {id}/{file}\n"));
+    };
+    let size = pkg.size;
+    let etag = pkg.etag();
+    let head = req.method() == Method::HEAD;
+    let faults = if head {
+        DownloadFaults::default()
+    } else {
+        app.faults.on_download()
+    };
+    let hdr = |n: header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let outcome = if faults.ignore_range {
+        RangeOutcome::Full
+    } else {
+        evaluate(hdr(header::RANGE), hdr(header::IF_RANGE), &etag, size)
+    };
+    let (status, start, len) = match outcome {
+        RangeOutcome::Full => (StatusCode::OK, 0, size),
+        RangeOutcome::Partial { start, end } => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeOutcome::Unsatisfiable => {
+            return HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .insert_header((header::ACCEPT_RANGES, "bytes"))
+                .insert_header((header::ETAG, etag))
+                .finish();
+        }
+    };
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::ETAG, etag))
+        .content_type("application/octet-stream");
+    if status == StatusCode::PARTIAL_CONTENT {
+        resp.insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + len - 1),
+        ));
+    }
+    if head {
+        return resp.body(SizedStream::new(len, EmptyStream));
+    }
+    let stream = FileStream::open(pkg.path.clone(), start, len, faults);
+    resp.body(SizedStream::new(len, stream))
+}
+
+/// A stream with no items (HEAD: the length is announced, nothing is sent).
+struct EmptyStream;
+
+impl futures_core::Stream for EmptyStream {
+    type Item = Result<Bytes, std::io::Error>;
+    fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(None)
+    }
+}
+
+/// File bytes `start..start+len`, read by a blocking task into a channel of
+/// two chunks; applies the cut and flip faults.
+struct FileStream {
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    sent: u64,
+    cut_after: Option<u64>,
+}
+
+impl FileStream {
+    fn open(path: PathBuf, start: u64, len: u64, faults: DownloadFaults) -> Self {
+        let (tx, rx) = mpsc::channel(2);
+        let flip_at = faults.flip_at;
+        actix_web::rt::task::spawn_blocking(move || {
+            let result = (|| -> std::io::Result<()> {
+                let mut f = std::fs::File::open(&path)?;
+                f.seek(SeekFrom::Start(start))?;
+                let mut left = len;
+                let mut pos = start;
+                while left > 0 {
+                    let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+                    let mut buf = vec![0u8; want];
+                    f.read_exact(&mut buf)?;
+                    if let Some(k) = flip_at {
+                        if k >= pos && k < pos + want as u64 {
+                            let i = usize::try_from(k - pos).unwrap_or(0);
+                            buf[i] ^= 0xFF;
+                        }
+                    }
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return Ok(()); // the client went away
+                    }
+                    left -= want as u64;
+                    pos += want as u64;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                tracing::warn!(error = %e, path = %path.display(), "package read failed");
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        FileStream {
+            rx,
+            sent: 0,
+            cut_after: faults.cut_after,
+        }
+    }
+}
+
+impl futures_core::Stream for FileStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(cut) = self.cut_after {
+            if self.sent >= cut {
+                return Poll::Ready(Some(Err(std::io::Error::other(
+                    "fault injection: download cut",
+                ))));
+            }
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(mut chunk))) => {
+                if let Some(cut) = self.cut_after {
+                    let room = cut - self.sent;
+                    if (chunk.len() as u64) > room {
+                        chunk.truncate(usize::try_from(room).unwrap_or(0));
+                    }
+                }
+                self.sent += chunk.len() as u64;
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            other => other,
+        }
+    }
+}

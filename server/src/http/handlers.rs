@@ -1,0 +1,439 @@
+//! One handler per message kind. The XML handlers are synchronous (decode,
+//! catalog, redb) and run on a blocking thread; file collection streams.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use dmagent::protocol::envelope::{HEADER_AUTH, HEADER_TIMESTAMP};
+use dmagent::protocol::{
+    percent_decode_filename, root_element_name_with, Action, DevicePoll, Document, FileReport,
+    Instructions, InstructionsRequest, Inventory, Limits, PackageLocation, PackageLocationRequest,
+    PollResponse, ReportType, Status,
+};
+use sha2::{Digest, Sha256};
+
+use super::dispatch::RequestCtx;
+use super::{encode_segment, AppState, Reject};
+use crate::catalog::{DeviceFacts, Package};
+use crate::state::{stored_relative_path, DeviceRecord, FileRecord, InventoryRecord};
+use crate::time::now_rfc3339;
+
+/// A response built off the async thread.
+#[derive(Debug, Default)]
+pub(super) struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    xml: bool,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    fn xml(body: Vec<u8>) -> Self {
+        Reply {
+            status: 200,
+            body,
+            xml: true,
+            headers: Vec::new(),
+        }
+    }
+
+    fn empty() -> Self {
+        Reply {
+            status: 200,
+            ..Reply::default()
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: Option<String>) -> Self {
+        if let Some(v) = value {
+            self.headers.push((name, v));
+        }
+        self
+    }
+
+    pub(super) fn into_response(self) -> HttpResponse {
+        let mut r =
+            HttpResponse::build(StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK));
+        for (n, v) in self.headers {
+            r.insert_header((n, v));
+        }
+        if self.xml {
+            r.content_type(dmagent::protocol::envelope::CONTENT_TYPE_XML);
+        }
+        r.body(self.body)
+    }
+}
+
+fn limits(app: &AppState) -> Limits {
+    Limits {
+        max_size: usize::try_from(app.config.max_xml_body).unwrap_or(usize::MAX),
+        ..Limits::default()
+    }
+}
+
+fn decode<D: Document>(app: &AppState, body: &[u8]) -> Result<D, Reject> {
+    D::decode_with(body, &limits(app))
+        .map_err(|e| Reject::bad(format!("malformed {}: {e}", D::ROOT)))
+}
+
+/// The device ID from `X-Device-UUID` (or, for a poll, `Identification/ID`).
+fn device_id(ctx: &RequestCtx, poll: Option<&DevicePoll>) -> Result<String, Reject> {
+    let id = match ctx.headers.uuid.trim() {
+        "" => poll.map(|p| p.identification.id.trim()).unwrap_or(""),
+        id => id,
+    };
+    if id.is_empty() {
+        return Err(Reject::bad("X-Device-UUID is missing"));
+    }
+    if id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(Reject::bad(
+            "X-Device-UUID is longer than 256 characters or holds control characters",
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// Checks `X-Device-Auth` when auth is on; returns the token to echo.
+fn authorize(
+    app: &AppState,
+    ctx: &RequestCtx,
+    record: Option<&DeviceRecord>,
+    poll: bool,
+    body_token: Option<&str>,
+) -> Result<Option<String>, Reject> {
+    let sent = match ctx.headers.auth.trim() {
+        "" => body_token.map(str::trim).unwrap_or(""),
+        s => s,
+    };
+    if !app.config.auth {
+        return Ok((!sent.is_empty()).then(|| sent.to_owned()));
+    }
+    match record.and_then(|r| r.auth_token.as_deref()) {
+        None if poll => Ok(None),
+        None => Err(Reject::new(
+            StatusCode::UNAUTHORIZED,
+            "this device is not enrolled: poll first",
+        )),
+        Some(t) if t == sent => Ok(Some(t.to_owned())),
+        Some(_) => Err(Reject::new(
+            StatusCode::UNAUTHORIZED,
+            "X-Device-Auth does not match this device's token",
+        )),
+    }
+}
+
+fn facts(rec: &DeviceRecord) -> DeviceFacts<'_> {
+    DeviceFacts {
+        id: &rec.id,
+        name: rec.name(),
+        platform: rec.platform(),
+    }
+}
+
+/// Every XML message: picks the kind and runs its handler.
+pub(super) fn handle_xml(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
+    let action = match ctx.header_action() {
+        Ok(Some(a)) => a,
+        other => {
+            let root = root_element_name_with(body, &limits(app))
+                .map_err(|e| Reject::bad(format!("malformed document: {e}")))?;
+            match Action::from_root_element(&root) {
+                Some(a) => a,
+                None => {
+                    let why = match other {
+                        Err(e) => e,
+                        _ => "X-Device-Action is missing".to_owned(),
+                    };
+                    return Err(Reject::bad(format!(
+                        "cannot tell the message kind: {why}, and the root element <{root}> is not a device message"
+                    )));
+                }
+            }
+        }
+    };
+    match action {
+        Action::Poll => poll(app, ctx, body),
+        Action::InstructionRequest => instructions(app, ctx, body),
+        Action::LocationRequest => location(app, ctx, body),
+        Action::Status => status(app, ctx, body),
+        Action::Report(ReportType::SoftwareInventory) => {
+            let doc: FileReport = decode(app, body)?;
+            inventory(app, ctx, "software", serde_json::to_value(doc))
+        }
+        Action::Report(ReportType::MachineInventory) => {
+            let doc: Inventory = decode(app, body)?;
+            inventory(app, ctx, "machine", serde_json::to_value(doc))
+        }
+        Action::Report(ReportType::FileCollection) => Err(Reject::bad(
+            "a file collection report must carry X-Device-Action: Report and X-Device-ReportType: FileCollection",
+        )),
+    }
+}
+
+fn poll(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
+    let doc: DevicePoll = decode(app, body)?;
+    let id = device_id(ctx, Some(&doc))?;
+    let before = app.state.device(&id)?;
+    let body_token = doc
+        .connection
+        .as_ref()
+        .and_then(|c| c.authorization_token.as_deref());
+    let echo = authorize(app, ctx, before.as_ref(), true, body_token)?;
+    let issued = now_rfc3339();
+    let now = issued.clone();
+    let enrol = app.config.auth && echo.is_none();
+    let (rec, ()) = app.state.update_device(&id, |r| {
+        if r.first_seen.is_empty() {
+            r.first_seen = now.clone();
+        }
+        r.last_seen = now;
+        r.poll = Some(doc);
+        r.headers = ctx.headers.clone();
+        r.action_header = ctx.action_header.clone().unwrap_or_default();
+        r.user_agent = ctx.user_agent.clone();
+        r.remote_addr = ctx.remote_addr.clone();
+        r.poll_count += 1;
+        r.issued_timestamp = Some(issued.clone());
+        if enrol {
+            r.auth_token = Some(uuid::Uuid::new_v4().to_string());
+        }
+    })?;
+    let catalog = app.catalog.get();
+    let (packages, settings) = catalog.for_device(&facts(&rec));
+    let resp = PollResponse {
+        settings: Some(settings),
+        applicable_packages: Some(packages),
+    };
+    let token = if app.config.auth {
+        rec.auth_token.clone()
+    } else {
+        echo
+    };
+    Ok(Reply::xml(resp.encode())
+        .header(HEADER_TIMESTAMP, Some(issued))
+        .header(HEADER_AUTH, token))
+}
+
+/// The device record (or a bare one for a device that never polled), after
+/// the auth check, and the token to echo.
+fn known_device(
+    app: &AppState,
+    ctx: &RequestCtx,
+) -> Result<(DeviceRecord, Option<String>), Reject> {
+    let id = device_id(ctx, None)?;
+    let rec = app.state.device(&id)?;
+    let echo = authorize(app, ctx, rec.as_ref(), false, None)?;
+    let rec = rec.unwrap_or(DeviceRecord {
+        id,
+        ..DeviceRecord::default()
+    });
+    Ok((rec, echo))
+}
+
+fn assigned(app: &AppState, rec: &DeviceRecord, package_id: &str) -> Result<Package, Reject> {
+    app.catalog
+        .get()
+        .assigned(&facts(rec), package_id)
+        .cloned()
+        .ok_or_else(|| {
+            Reject::new(
+                StatusCode::NOT_FOUND,
+                format!("package {package_id:?} is unknown or not assigned to this device"),
+            )
+        })
+}
+
+fn instructions(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
+    let doc: InstructionsRequest = decode(app, body)?;
+    let (rec, echo) = known_device(app, ctx)?;
+    let pkg = assigned(app, &rec, &doc.package_id)?;
+    let resp = Instructions {
+        packages: vec![pkg.instructions.clone()],
+    };
+    Ok(Reply::xml(resp.encode()).header(HEADER_AUTH, echo))
+}
+
+/// The URL a device downloads `pkg` from.
+pub(crate) fn package_url(app: &AppState, pkg: &Package) -> String {
+    if let Some(u) = app.faults.relocated(pkg.id()) {
+        return u;
+    }
+    match &pkg.external_base_url {
+        Some(base) => format!("{base}/{}", encode_segment(&pkg.file_name)),
+        None => format!(
+            "{}/packages/{}/{}",
+            app.base_url,
+            encode_segment(pkg.id()),
+            encode_segment(&pkg.file_name)
+        ),
+    }
+}
+
+fn location(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
+    let doc: PackageLocationRequest = decode(app, body)?;
+    let (rec, echo) = known_device(app, ctx)?;
+    let pkg = assigned(app, &rec, &doc.package_id)?;
+    let resp = PackageLocation {
+        package_id: pkg.id().to_owned(),
+        locations: vec![dmagent::protocol::Location {
+            metric: Some(1),
+            http_url: Some(package_url(app, &pkg)),
+            ..Default::default()
+        }],
+    };
+    Ok(Reply::xml(resp.encode()).header(HEADER_AUTH, echo))
+}
+
+fn status(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
+    let doc: Status = decode(app, body)?;
+    let (rec, echo) = known_device(app, ctx)?;
+    let out = app
+        .state
+        .add_status(&rec.id, &doc.messages, &now_rfc3339())?;
+    tracing::info!(device = %rec.id, stored = out.stored, duplicates = out.duplicates, "status");
+    Ok(Reply::empty().header(HEADER_AUTH, echo))
+}
+
+fn inventory(
+    app: &AppState,
+    ctx: &RequestCtx,
+    kind: &str,
+    doc: Result<serde_json::Value, serde_json::Error>,
+) -> Result<Reply, Reject> {
+    let (rec, echo) = known_device(app, ctx)?;
+    let document =
+        doc.map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    app.state.put_inventory(
+        &rec.id,
+        &InventoryRecord {
+            kind: kind.to_owned(),
+            received_at: now_rfc3339(),
+            document,
+        },
+    )?;
+    Ok(Reply::empty().header(HEADER_AUTH, echo))
+}
+
+/// A file collection report: the raw body streamed to a temporary file
+/// (hashing as it goes, capped), then renamed into place and recorded.
+pub(super) async fn file_collection(
+    app: &web::Data<AppState>,
+    ctx: &RequestCtx,
+    mut payload: web::Payload,
+) -> Result<Reply, Reject> {
+    let raw = ctx
+        .filename_header
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Reject::bad("X-Device-FullyQualifiedFilename is missing"))?;
+    let original = percent_decode_filename(raw)
+        .map_err(|e| Reject::bad(format!("X-Device-FullyQualifiedFilename: {e}")))?;
+    let (rec, echo) = {
+        let app = app.clone();
+        let ctx = ctx.clone();
+        web::block(move || known_device(&app, &ctx))
+            .await
+            .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
+    };
+    let rel = stored_relative_path(&rec.id, &original)
+        .map_err(|e| Reject::bad(format!("X-Device-FullyQualifiedFilename: {e}")))?;
+    let cap = app.config.max_file_body;
+    let too_large = || {
+        Reject::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the file exceeds the limit of {cap} bytes"),
+        )
+    };
+    if ctx.content_length.is_some_and(|n| n > cap) {
+        return Err(too_large());
+    }
+    let state_dir = app.state.dir().to_owned();
+    let tmp = state_dir
+        .join("files")
+        .join(format!(".incoming-{}", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&tmp).map_err(internal)?;
+    let (size, sha256) = match receive(&mut payload, file, cap).await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let app2 = app.clone();
+    let record = FileRecord {
+        original_path: original,
+        stored_path: rel.clone(),
+        size,
+        sha256,
+        received_at: now_rfc3339(),
+    };
+    let device = rec.id.clone();
+    web::block(move || -> Result<(), Reject> {
+        let dest: PathBuf = state_dir.join(&rel);
+        let placed = (|| {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(&tmp, &dest)
+        })();
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Reject::new(
+                StatusCode::CONFLICT,
+                format!("cannot store the file as {rel}: {e}"),
+            ));
+        }
+        app2.state.put_file(&device, &record)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Reply::empty().header(HEADER_AUTH, echo))
+}
+
+/// Streams the body into `file`, hashing; `(size, sha256)`.
+async fn receive(
+    payload: &mut web::Payload,
+    mut file: std::fs::File,
+    cap: u64,
+) -> Result<(u64, String), Reject> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let next =
+            std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut *payload), cx))
+                .await;
+        let chunk = match next {
+            None => break,
+            Some(Err(e)) => return Err(Reject::bad(format!("cannot read the body: {e}"))),
+            Some(Ok(c)) => c,
+        };
+        size += chunk.len() as u64;
+        if size > cap {
+            return Err(Reject::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the file exceeds the limit of {cap} bytes"),
+            ));
+        }
+        let (f, h) = web::block(move || {
+            file.write_all(&chunk)?;
+            hasher.update(&chunk);
+            Ok::<_, std::io::Error>((file, hasher))
+        })
+        .await
+        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(internal)?;
+        file = f;
+        hasher = h;
+    }
+    file.sync_all().map_err(internal)?;
+    Ok((size, crate::catalog::hex(&hasher.finalize())))
+}
+
+fn internal(e: std::io::Error) -> Reject {
+    Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}

@@ -1,0 +1,204 @@
+//! `dm-server`: the reference management server for `dmagent`.
+//!
+//! Start it in-process (tests, other crates' end-to-end tests):
+//!
+//! ```no_run
+//! let cfg = dm_server::ServerConfig::new("config/sample-catalog", "/tmp/dm-state");
+//! let server = dm_server::start(cfg).expect("server starts");
+//! println!("{}", server.endpoint_url()); // http://127.0.0.1:PORT/devicemgmt/server.aspx
+//! server.stop();
+//! ```
+//!
+//! Modules: [`catalog`] (package definitions, assignment rules, reload),
+//! [`http`] (the device endpoint, downloads with Range, admin), [`state`]
+//! (per-device redb state and collected files), [`views`] (HTML and JSON),
+//! [`faults`] (fault injection), [`config`].
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod config;
+pub mod faults;
+pub mod http;
+pub mod state;
+pub mod time;
+pub mod views;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+pub use catalog::{CatalogError, CatalogHandle};
+pub use config::ServerConfig;
+pub use faults::{FaultHandle, Faults};
+pub use state::State;
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The catalog could not be loaded.
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    /// The state store could not be opened.
+    #[error("{0}")]
+    State(#[from] state::StateError),
+    /// Binding or starting the HTTP server failed.
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A server running on its own thread with its own actix system.
+/// Dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    base_url: String,
+    endpoint: String,
+    faults: FaultHandle,
+    catalog: CatalogHandle,
+    state: Arc<State>,
+    handle: Option<actix_web::dev::ServerHandle>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+    stop_watcher: Arc<AtomicBool>,
+}
+
+/// Loads the catalog, opens the state, binds `config.listen` and serves on a
+/// background thread. Returns once the socket is bound.
+pub fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let catalog = CatalogHandle::open(&config.catalog_dir)?;
+    let state = Arc::new(State::open(&config.state_dir)?);
+    let listener = TcpListener::bind(config.listen)?;
+    let addr = listener.local_addr()?;
+    let base_url = config.base_url(addr);
+    let faults = FaultHandle::new(config.faults.clone());
+    let stop_watcher = Arc::new(AtomicBool::new(false));
+    if config.catalog_poll_ms > 0 {
+        catalog::spawn_watcher(
+            catalog.clone(),
+            Duration::from_millis(config.catalog_poll_ms),
+            stop_watcher.clone(),
+        );
+    }
+    let endpoint = config.endpoint.clone();
+    let workers = config.workers.max(1);
+    let app_state = http::AppState {
+        catalog: catalog.clone(),
+        state: state.clone(),
+        faults: faults.clone(),
+        config: Arc::new(config),
+        base_url: base_url.clone(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ep = endpoint.clone();
+    let thread = std::thread::Builder::new()
+        .name("dm-server".into())
+        .spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let data = web::Data::new(app_state);
+                let server = HttpServer::new(move || {
+                    let ep = ep.clone();
+                    App::new()
+                        .app_data(data.clone())
+                        .configure(move |cfg| http::configure(cfg, &ep))
+                })
+                .workers(workers)
+                .disable_signals()
+                .shutdown_timeout(2)
+                .listen(listener)?
+                .run();
+                let _ = tx.send(server.handle());
+                server.await
+            })
+        })?;
+    let handle = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the server thread failed to start"))?;
+    Ok(RunningServer {
+        addr,
+        base_url,
+        endpoint,
+        faults,
+        catalog,
+        state,
+        handle: Some(handle),
+        thread: Some(thread),
+        stop_watcher,
+    })
+}
+
+impl RunningServer {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR` (or the configured public URL).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The device endpoint URL (what the agent's `server_url` should be).
+    pub fn endpoint_url(&self) -> String {
+        self.url(&self.endpoint)
+    }
+
+    /// The fault switch.
+    pub fn faults(&self) -> &FaultHandle {
+        &self.faults
+    }
+
+    /// The catalog (reload it, read it).
+    pub fn catalog(&self) -> &CatalogHandle {
+        &self.catalog
+    }
+
+    /// The state store (read what devices sent).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// Waits until the server stops (it stops only via [`Self::stop`] from
+    /// another handle, or a fatal error).
+    pub fn wait(mut self) -> std::io::Result<()> {
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| std::io::Error::other("the server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+
+    /// A handle that can stop the server from another thread.
+    pub fn stopper(&self) -> Option<actix_web::dev::ServerHandle> {
+        self.handle.clone()
+    }
+
+    fn shutdown(&mut self) {
+        self.stop_watcher.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            actix_web::rt::System::new().block_on(h.stop(true));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
