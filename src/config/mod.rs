@@ -43,7 +43,8 @@ pub use links::{glob_match, LinkAssume, LinkClass};
 pub use schema::known_keys;
 pub use settings::{
     DownloadSettings, IdentitySettings, IdentitySource, LinkSettings, LogFormat, LogSettings,
-    PathSettings, PollSettings, RetrySettings, ServerSettings, Settings, TlsSettings,
+    PathSettings, PluginSettings, PollSettings, RetrySettings, ServerSettings, Settings,
+    Sha256AllowList, TlsSettings,
 };
 pub use sources::{
     Sources, BUILT_IN_DEFAULTS, BUILT_IN_LABEL, DEFAULT_IMAGE_DIR, DEFAULT_SITE_DIR,
@@ -128,13 +129,15 @@ mod tests {
     use super::*;
 
     /// Keys with no default: shown commented out in `config/default.toml`.
-    const OPTIONAL: [&str; 6] = [
+    const OPTIONAL: [&str; 8] = [
         "server.url",
         "identity.device_id",
         "identity.device_name",
         "tls.ca_bundle",
         "tls.client_cert",
         "tls.client_key",
+        "plugins.allowed_sha256",
+        "plugins.run_as_user",
     ];
 
     /// `config/default.toml` and `Settings::default()` say the same thing,
