@@ -102,8 +102,8 @@ pub struct CollectRequest {
     /// The server's filters (software inventory, file collection).
     #[serde(default)]
     pub file_filters: Vec<FileFilter>,
-    /// Absolute directories the collector may look into (file collection);
-    /// empty = no restriction beyond the filters.
+    /// Absolute directories the collector may look into. File collection
+    /// skips every file outside them (empty: nothing is collected).
     #[serde(default)]
     pub allowed_roots: Vec<String>,
     /// Files larger than this are skipped (file collection).

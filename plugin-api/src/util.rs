@@ -59,6 +59,68 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// Splits a command line into words like a POSIX shell does, without any
+/// expansion: whitespace separates words, `'...'` is literal, `"..."` allows
+/// `\"`, `\\`, `\$` and `\``, and a backslash outside quotes escapes the next
+/// character. Returns `None` for an unterminated quote or a trailing backslash.
+pub fn split_command_line(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            c @ ('"' | '\\' | '$' | '`') => word.push(c),
+                            '\n' => {}
+                            c => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                        },
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next()? {
+                    '\n' => {}
+                    c => word.push(c),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Some(words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +136,27 @@ mod tests {
         assert_eq!(civil_time_utc(t).as_deref(), Some("2005-03-14 09:30:00"));
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(civil_time_utc(leap).as_deref(), Some("2000-02-29 00:00:00"));
+    }
+
+    #[test]
+    fn shell_words() {
+        let split = |s: &str| split_command_line(s);
+        assert_eq!(
+            split("a b  c"),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(split("  "), Some(vec![]));
+        assert_eq!(
+            split("'a b' \"c \\\"d\""),
+            Some(vec!["a b".into(), "c \"d".into()])
+        );
+        assert_eq!(split("a\\ b ''"), Some(vec!["a b".into(), "".into()]));
+        assert_eq!(
+            split("sh -c 'echo $HOME'"),
+            Some(vec!["sh".into(), "-c".into(), "echo $HOME".into()])
+        );
+        assert_eq!(split("'open"), None);
+        assert_eq!(split("x\\"), None);
     }
 
     #[test]
