@@ -180,11 +180,14 @@ pub(crate) struct CallOutcome {
     pub oversized: bool,
 }
 
+/// Receives `(level, target, message)` of each plugin log event.
+type LogSink = Box<dyn Fn(u32, &str, &str) + Send + Sync>;
+
 /// Shared by the callbacks during a call. Only ever reached through `&`.
 struct CallContext {
     result: Mutex<(Vec<u8>, bool)>,
     cap: usize,
-    log: Box<dyn Fn(u32, &str, &str) + Send + Sync>,
+    log: LogSink,
 }
 
 extern "C" fn set_result_cb(ctx: *mut c_void, data: *const u8, len: usize) {

@@ -530,7 +530,8 @@ fn archive_refuses_hostile_archives() {
     std::fs::create_dir(tmp.path().join("victim")).expect("mkdir");
     let target = pkg.join("out");
     use tar::EntryType as T;
-    let cases: Vec<(&str, Vec<(&str, T, &[u8], Option<&str>)>, &str)> = vec![
+    type Entry<'a> = (&'a str, T, &'a [u8], Option<&'a str>);
+    let cases: Vec<(&str, Vec<Entry<'_>>, &str)> = vec![
         (
             "dotdot",
             vec![("../../victim/pwned", T::Regular, b"x", None)],

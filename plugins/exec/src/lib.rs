@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dmagent_plugin_api::util::split_command_line;
@@ -42,11 +42,6 @@ impl PostInstallHandler for Exec {
         } else {
             program.into()
         };
-        let (reader, writer) =
-            std::io::pipe().map_err(|e| PluginError::new(format!("pipe: {e}")))?;
-        let writer2 = writer
-            .try_clone()
-            .map_err(|e| PluginError::new(format!("pipe: {e}")))?;
         let mut cmd = Command::new(&program);
         cmd.args(args)
             .current_dir(&dir)
@@ -56,8 +51,8 @@ impl PostInstallHandler for Exec {
             .env("DM_PACKAGE_DIR", &req.package_dir)
             .envs(&req.env)
             .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(writer2);
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(file) = &req.package_file {
             cmd.env("DM_PACKAGE_FILE", file);
         }
@@ -65,24 +60,45 @@ impl PostInstallHandler for Exec {
         let mut child = cmd.spawn().map_err(|e| {
             PluginError::new(format!("cannot start {}: {e}", program.to_string_lossy()))
         })?;
-        drop(cmd); // closes our copies of the pipe's write end
 
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = reader;
-            let mut tail: Vec<u8> = Vec::new();
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
+        // stdout and stderr feed one tail buffer, in arrival order.
+        let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let (tx, rx) = mpsc::channel::<()>();
+        let readers: Vec<Box<dyn Read + Send>> = [
+            child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let reader_count = readers.len();
+        for mut reader in readers {
+            let tail = Arc::clone(&tail);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut t) = tail.lock() {
+                        t.extend_from_slice(&buf[..n]);
+                        if t.len() > 2 * TAIL_BYTES {
+                            let cut = t.len() - TAIL_BYTES;
+                            t.drain(..cut);
+                        }
+                    }
                 }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * TAIL_BYTES {
-                    tail.drain(..tail.len() - TAIL_BYTES);
-                }
-            }
-            let _ = tx.send(tail);
-        });
+                let _ = tx.send(());
+            });
+        }
+        drop(tx);
 
         let timeout = Duration::from_secs(req.timeout_secs.max(1));
         let started = Instant::now();
@@ -102,8 +118,15 @@ impl PostInstallHandler for Exec {
                 }
             }
         };
-        // A background process may keep the pipe open; do not wait for it long.
-        let mut tail = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+        // A background process may keep a pipe open; do not wait for it long.
+        let until = Instant::now() + Duration::from_secs(2);
+        for _ in 0..reader_count {
+            let left = until.saturating_duration_since(Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+        let mut tail = tail.lock().map(|t| t.clone()).unwrap_or_default();
         if tail.len() > TAIL_BYTES {
             tail.drain(..tail.len() - TAIL_BYTES);
         }
