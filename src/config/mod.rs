@@ -164,6 +164,49 @@ mod tests {
     }
 
     #[test]
+    fn plugins_section_is_validated() {
+        let table: Table = r#"
+            [plugins]
+            call_timeout = "30s"
+            allowed_sha256 = { "exec.so" = "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB" }
+            run_as_user = { exec = "dmplugin" }
+        "#
+        .parse()
+        .expect("toml");
+        let mut errors = Vec::new();
+        let mut settings = Settings::default();
+        schema::apply(&table, &mut settings, "t.toml", &mut errors);
+        assert_eq!(errors, Vec::new());
+        assert_eq!(
+            settings.plugins.call_timeout,
+            std::time::Duration::from_secs(30)
+        );
+        let list = settings.plugins.allowed_sha256.clone().expect("list");
+        assert!(list.allows("exec.so", &"ab".repeat(32)));
+        assert!(!list.allows("other.so", &"ab".repeat(32)));
+        assert_eq!(settings.plugins.run_as_user["exec"], "dmplugin");
+        // Round trip through the effective configuration.
+        let printed: Table = settings.to_toml_string().parse().expect("printed toml");
+        let mut again = Settings::default();
+        schema::apply(&printed, &mut again, "printed", &mut errors);
+        assert_eq!(errors, Vec::new());
+        assert_eq!(again, settings);
+
+        let bad: Table = r#"
+            [plugins]
+            allowed_sha256 = ["nothex"]
+            call_timout = "1m"
+        "#
+        .parse()
+        .expect("toml");
+        schema::apply(&bad, &mut Settings::default(), "bad.toml", &mut errors);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{text:?}");
+        assert!(text.iter().any(|t| t.contains("SHA-256")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("call_timeout")), "{text:?}");
+    }
+
+    #[test]
     fn line_columns() {
         assert_eq!(line_column("abc", 0), (1, 1));
         assert_eq!(line_column("a\nbc", 3), (2, 2));

@@ -196,7 +196,7 @@ impl Writer {
                     .write(true)
                     .create(true)
                     .truncate(true)
-                    .custom_flags(libc_o_nofollow())
+                    .custom_flags(libc::O_NOFOLLOW)
                     .mode(mode.unwrap_or(0o644) & 0o755)
                     .open(&path)
                     .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
@@ -245,16 +245,6 @@ impl Writer {
             }
         }
         Ok(())
-    }
-}
-
-/// `O_NOFOLLOW` on Linux (all architectures but a few old ones use this value;
-/// those are not targets of the agent).
-fn libc_o_nofollow() -> i32 {
-    if cfg!(any(target_arch = "aarch64", target_arch = "arm")) {
-        0o100000
-    } else {
-        0o400000
     }
 }
 
