@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Settings, Sources};
 use crate::control::{self, Request, Response};
 use crate::daemon::store_actor::{self, ControlContext};
+use crate::plugin_host::{self, EntryStatus, PluginHost};
 use crate::store::{Store, StoreError};
 
 /// Exit code: a command failed at run time (network, database, daemon).
@@ -77,11 +78,48 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// List the plugins found in the plugin directory: loaded, or refused and why
+    Plugins {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: the plugin-host child process that loads and calls one plugin
+    #[command(name = "__plugin-host", hide = true)]
+    PluginHost {
+        /// The plugin file
+        #[arg(long, value_name = "PATH")]
+        plugin: PathBuf,
+        /// The uid besides root that may own the file
+        #[arg(long, value_name = "UID")]
+        trusted_uid: u32,
+        /// The SHA-256 the parent checked
+        #[arg(long, value_name = "HEX")]
+        sha256: String,
+        /// Only describe the plugin
+        #[arg(long)]
+        describe: bool,
+    },
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::PluginHost {
+        plugin,
+        trusted_uid,
+        sha256,
+        describe,
+    } = &cli.command
+    {
+        // The child needs no configuration: the parent passes what it checked.
+        return plugin_host::child_main(&plugin_host::ChildArgs {
+            plugin,
+            trusted_uid: *trusted_uid,
+            sha256,
+            describe: *describe,
+        });
+    }
     let sources = cli.sources.to_sources();
     let loaded = match config::load(&sources) {
         Ok(loaded) => loaded,
@@ -109,6 +147,8 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(&settings),
+        Command::Plugins { json } => plugins(&settings, json),
+        Command::PluginHost { .. } => ExitCode::from(EXIT_FAILURE),
         Command::Status { json } => match control_request(&settings, &Request::Status) {
             Ok(Response::Status(report)) => {
                 if json {
@@ -188,6 +228,59 @@ fn run(settings: &Settings) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// `dmagent plugins`: discovery as the daemon does it, printed.
+fn plugins(settings: &Settings, json: bool) -> ExitCode {
+    let host = PluginHost::discover(settings);
+    if json {
+        match serde_json::to_string_pretty(host.entries()) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("dmagent: cannot encode the plugin list: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!("plugin directory: {}", host.dir().display());
+    if host.entries().is_empty() {
+        println!("  no *.so files found");
+    }
+    for entry in host.entries() {
+        let file = entry
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match &entry.status {
+            EntryStatus::Loaded(info) => {
+                let reports = if info.report_kinds == 0 {
+                    String::new()
+                } else {
+                    let names: Vec<&str> = [(1, "software"), (2, "machine"), (4, "files")]
+                        .into_iter()
+                        .filter(|(bit, _)| info.report_kinds & bit != 0)
+                        .map(|(_, name)| name)
+                        .collect();
+                    format!(" reports={}", names.join(","))
+                };
+                println!(
+                    "  loaded   {file}: {} {} ({}{reports}, ABI {}.{}, sha256 {})",
+                    info.name,
+                    info.version,
+                    info.kind.as_str(),
+                    info.abi_major,
+                    info.abi_minor,
+                    info.sha256.get(..16).unwrap_or_default()
+                );
+            }
+            EntryStatus::Refused { failure } => {
+                println!("  refused  {file}: {}", failure.cause);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Asks the running daemon; when none runs, carries the request out on the

@@ -43,7 +43,8 @@ pub use links::{glob_match, LinkAssume, LinkClass};
 pub use schema::known_keys;
 pub use settings::{
     DownloadSettings, IdentitySettings, IdentitySource, LinkSettings, LogFormat, LogSettings,
-    PathSettings, PollSettings, RetrySettings, ServerSettings, Settings, TlsSettings,
+    PathSettings, PluginSettings, PollSettings, RetrySettings, ServerSettings, Settings,
+    Sha256AllowList, TlsSettings,
 };
 pub use sources::{
     Sources, BUILT_IN_DEFAULTS, BUILT_IN_LABEL, DEFAULT_IMAGE_DIR, DEFAULT_SITE_DIR,
@@ -128,13 +129,15 @@ mod tests {
     use super::*;
 
     /// Keys with no default: shown commented out in `config/default.toml`.
-    const OPTIONAL: [&str; 6] = [
+    const OPTIONAL: [&str; 8] = [
         "server.url",
         "identity.device_id",
         "identity.device_name",
         "tls.ca_bundle",
         "tls.client_cert",
         "tls.client_key",
+        "plugins.allowed_sha256",
+        "plugins.run_as_user",
     ];
 
     /// `config/default.toml` and `Settings::default()` say the same thing,
@@ -158,6 +161,49 @@ mod tests {
                 assert!(applied.set.contains(&key), "default.toml should set {key}");
             }
         }
+    }
+
+    #[test]
+    fn plugins_section_is_validated() {
+        let table: Table = r#"
+            [plugins]
+            call_timeout = "30s"
+            allowed_sha256 = { "exec.so" = "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB" }
+            run_as_user = { exec = "dmplugin" }
+        "#
+        .parse()
+        .expect("toml");
+        let mut errors = Vec::new();
+        let mut settings = Settings::default();
+        schema::apply(&table, &mut settings, "t.toml", &mut errors);
+        assert_eq!(errors, Vec::new());
+        assert_eq!(
+            settings.plugins.call_timeout,
+            std::time::Duration::from_secs(30)
+        );
+        let list = settings.plugins.allowed_sha256.clone().expect("list");
+        assert!(list.allows("exec.so", &"ab".repeat(32)));
+        assert!(!list.allows("other.so", &"ab".repeat(32)));
+        assert_eq!(settings.plugins.run_as_user["exec"], "dmplugin");
+        // Round trip through the effective configuration.
+        let printed: Table = settings.to_toml_string().parse().expect("printed toml");
+        let mut again = Settings::default();
+        schema::apply(&printed, &mut again, "printed", &mut errors);
+        assert_eq!(errors, Vec::new());
+        assert_eq!(again, settings);
+
+        let bad: Table = r#"
+            [plugins]
+            allowed_sha256 = ["nothex"]
+            call_timout = "1m"
+        "#
+        .parse()
+        .expect("toml");
+        schema::apply(&bad, &mut Settings::default(), "bad.toml", &mut errors);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{text:?}");
+        assert!(text.iter().any(|t| t.contains("SHA-256")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("call_timeout")), "{text:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use toml::{Table, Value};
 use super::duration::{parse_duration, DURATION_FORMS};
 use super::error::{ConfigError, ConfigErrorKind};
 use super::links::LinkAssume;
-use super::settings::{IdentitySource, LogFormat, Settings};
+use super::settings::{IdentitySource, LogFormat, Settings, Sha256AllowList};
 use super::values;
 
 /// Why a setter refused a value.
@@ -139,6 +139,70 @@ fn patterns(v: &Value) -> Result<Vec<String>, Refusal> {
         out.push(p.clone());
     }
     Ok(out)
+}
+
+fn sha256_hex(v: &Value, at: &str) -> Result<String, Refusal> {
+    let Value::String(hex) = v else {
+        return Err(wrong_type(&format!("a SHA-256 hex string {at}"), v));
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(format!(
+            "{at}{}{hex:?} is not a SHA-256 digest (64 hex digits)",
+            if at.is_empty() { "" } else { ": " }
+        )));
+    }
+    Ok(hex.to_ascii_lowercase())
+}
+
+fn sha256_allow_list(v: &Value) -> Result<Sha256AllowList, Refusal> {
+    match v {
+        Value::Table(t) => {
+            let mut map = std::collections::BTreeMap::new();
+            for (file, digest) in t {
+                if !file.ends_with(".so") || file.contains('/') {
+                    return Err(invalid(format!(
+                        "{file:?} is not a plugin file name (name.so)"
+                    )));
+                }
+                map.insert(file.clone(), sha256_hex(digest, &format!("for {file:?}"))?);
+            }
+            Ok(Sha256AllowList::ByFile(map))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| sha256_hex(item, &format!("at index {i}")))
+            .collect::<Result<_, _>>()
+            .map(Sha256AllowList::AnyOf),
+        other => Err(wrong_type(
+            "a table { \"name.so\" = \"hex\" } or an array of hex digests",
+            other,
+        )),
+    }
+}
+
+fn user_map(v: &Value) -> Result<std::collections::BTreeMap<String, String>, Refusal> {
+    let Value::Table(t) = v else {
+        return Err(wrong_type("a table { plugin = \"user\" }", v));
+    };
+    let mut map = std::collections::BTreeMap::new();
+    for (plugin, user) in t {
+        let Value::String(user) = user else {
+            return Err(wrong_type(&format!("a user name for {plugin:?}"), user));
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        if !valid(plugin) || !valid(user) {
+            return Err(invalid(format!(
+                "{plugin:?} = {user:?}: plugin and user names are [A-Za-z0-9._-]+"
+            )));
+        }
+        map.insert(plugin.clone(), user.clone());
+    }
+    Ok(map)
 }
 
 const ONE_SECOND: Duration = Duration::from_secs(1);
@@ -347,6 +411,32 @@ pub(crate) static SCHEMA: &[(&str, Node)] = &[
                 "require_hash",
                 Node::Leaf(|s, v| {
                     s.download.require_hash = boolean(v)?;
+                    Ok(())
+                }),
+            ),
+        ]),
+    ),
+    (
+        "plugins",
+        Node::Table(&[
+            (
+                "allowed_sha256",
+                Node::Leaf(|s, v| {
+                    s.plugins.allowed_sha256 = Some(sha256_allow_list(v)?);
+                    Ok(())
+                }),
+            ),
+            (
+                "call_timeout",
+                Node::Leaf(|s, v| {
+                    s.plugins.call_timeout = duration(v, ONE_SECOND)?;
+                    Ok(())
+                }),
+            ),
+            (
+                "run_as_user",
+                Node::Leaf(|s, v| {
+                    s.plugins.run_as_user = user_map(v)?;
                     Ok(())
                 }),
             ),

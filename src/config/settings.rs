@@ -4,6 +4,7 @@
 //! (compiled into the binary as layer 0) says the same thing in TOML, and a
 //! unit test keeps the two from drifting apart.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Settings {
     pub download: DownloadSettings,
     /// `[log]`: diagnostics.
     pub log: LogSettings,
+    /// `[plugins]`: which plugin files are trusted and how they are run.
+    pub plugins: PluginSettings,
 }
 
 /// `[server]`.
@@ -246,6 +249,58 @@ pub struct DownloadSettings {
     pub require_hash: bool,
 }
 
+/// `[plugins]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSettings {
+    /// SHA-256 digests a plugin file must match before it is opened (loading
+    /// a library runs its constructors, so trust is decided first). Default:
+    /// none, and then owner and mode checks alone decide.
+    pub allowed_sha256: Option<Sha256AllowList>,
+    /// Deadline of one plugin call; the plugin-host child is killed after it.
+    /// Default 5 minutes: long enough for a package's post-install script.
+    pub call_timeout: Duration,
+    /// Plugin name → user its plugin-host child runs as (setuid/setgid).
+    /// Default: none, the child runs as the agent.
+    pub run_as_user: BTreeMap<String, String>,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            allowed_sha256: None,
+            call_timeout: Duration::from_secs(300),
+            run_as_user: BTreeMap::new(),
+        }
+    }
+}
+
+/// `plugins.allowed_sha256`: lowercase hex digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sha256AllowList {
+    /// `{ "exec.so" = "hex" }`: each file name with its own digest; other files are refused.
+    ByFile(BTreeMap<String, String>),
+    /// `["hex", ...]`: any file whose digest is in the list.
+    AnyOf(Vec<String>),
+}
+
+impl Sha256AllowList {
+    /// Whether `file_name` with `digest` (lowercase hex) is allowed.
+    pub fn allows(&self, file_name: &str, digest: &str) -> bool {
+        match self {
+            Self::ByFile(map) => map.get(file_name).is_some_and(|d| d == digest),
+            Self::AnyOf(list) => list.iter().any(|d| d == digest),
+        }
+    }
+
+    /// The digest expected for `file_name`, when the list names one.
+    pub fn expected_for(&self, file_name: &str) -> Option<&str> {
+        match self {
+            Self::ByFile(map) => map.get(file_name).map(String::as_str),
+            Self::AnyOf(_) => None,
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -399,6 +454,33 @@ impl Settings {
         );
         log.insert("level".into(), Value::String(self.log.level.clone()));
         root.insert("log".into(), Value::Table(log));
+
+        let mut plugins = Table::new();
+        if let Some(list) = &self.plugins.allowed_sha256 {
+            let value = match list {
+                Sha256AllowList::ByFile(map) => Value::Table(
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                ),
+                Sha256AllowList::AnyOf(list) => strings(list),
+            };
+            plugins.insert("allowed_sha256".into(), value);
+        }
+        plugins.insert("call_timeout".into(), duration(self.plugins.call_timeout));
+        if !self.plugins.run_as_user.is_empty() {
+            plugins.insert(
+                "run_as_user".into(),
+                Value::Table(
+                    self.plugins
+                        .run_as_user
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                ),
+            );
+        }
+        root.insert("plugins".into(), Value::Table(plugins));
 
         format!("# Effective dmagent configuration (all layers merged).\n\n{root}")
     }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod plugins;
 mod protocol_examples;
 mod protocol_hostile;
 mod protocol_roundtrip;
