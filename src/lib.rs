@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod downloader;
 pub mod logging;
 pub mod protocol;
 pub mod store;

@@ -4,7 +4,9 @@
 
 mod cli;
 mod config;
+mod downloader;
 mod protocol_examples;
 mod protocol_hostile;
 mod protocol_roundtrip;
 mod store;
+mod support;
