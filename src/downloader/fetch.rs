@@ -530,7 +530,9 @@ pub async fn fetch(
                     });
                 }
             }
-            Ok(None) => match server_total {
+            // A body shorter than announced (or than the instructions say,
+            // when the server announced nothing) was cut: keep it, resume.
+            Ok(None) => match server_total.or(job.expected_size) {
                 Some(t) if start + received < t => {
                     break format!("body ended after {} of {t} bytes", start + received)
                 }
@@ -575,4 +577,35 @@ pub async fn fetch(
         retryable: true,
         detail: failure,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range;
+
+    /// `(first, last, total)` or refused.
+    type Parsed = Option<(u64, u64, Option<u64>)>;
+
+    #[test]
+    fn content_range_table() {
+        let cases: &[(&str, Parsed)] = &[
+            ("bytes 0-99/100", Some((0, 99, Some(100)))),
+            ("bytes 10-99/100", Some((10, 99, Some(100)))),
+            ("bytes 10-99/*", Some((10, 99, None))),
+            (" bytes 5-5/6 ", Some((5, 5, Some(6)))),
+            ("bytes 10-9/100", None),
+            ("bytes 0-100/100", None),
+            ("bytes */100", None),
+            ("bytes 0-99", None),
+            ("bytes=0-99/100", None),
+            ("items 0-99/100", None),
+            ("bytes -1-99/100", None),
+            ("bytes 0-99/abc", None),
+            ("bytes 0-18446744073709551616/100", None),
+            ("", None),
+        ];
+        for (header, want) in cases {
+            assert_eq!(parse_content_range(header), *want, "{header:?}");
+        }
+    }
 }

@@ -242,13 +242,16 @@ fn changed_etag_restarts_with_the_new_content() {
     assert!(server.ranges()[1].is_some(), "it did try to resume");
 }
 
+/// A way to damage the files of an interrupted download.
+type Corrupt = fn(&Path);
+
 #[test]
 fn corrupt_checkpoint_restarts_from_zero() {
     let content = body(2 * MIB as usize, 7);
     let server = RangeServer::start(content.clone());
     let dir = tempfile::tempdir().expect("tempdir");
     let j = job(&server, dir.path(), &content);
-    let corruptions: [(&str, fn(&Path)); 3] = [
+    let corruptions: [(&str, Corrupt); 3] = [
         ("garbage JSON", |d| {
             std::fs::write(checkpoint_path(d, ID), b"{\"version\":1,").expect("write")
         }),
