@@ -286,6 +286,9 @@ fn prepare(
     else {
         return fresh("no validator to resume with");
     };
+    if reqwest::header::HeaderValue::from_str(&validator).is_err() {
+        return fresh("validator is not a valid header value");
+    }
     if cp.bytes_done == 0 {
         return fresh("");
     }
