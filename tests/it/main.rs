@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod downloader;
 mod plugins;
 mod protocol_examples;
 mod protocol_hostile;
@@ -12,3 +13,4 @@ mod server;
 mod server_range;
 mod server_support;
 mod store;
+mod support;

@@ -133,6 +133,7 @@ fn server_values() -> ServerValues {
             ..report_settings("m1")
         }),
         file_collection: Some(report_settings("f1")),
+        unreachable_since: Some(1_700_000_100),
     }
 }
 

@@ -1,0 +1,231 @@
+//! The blocking half of a transfer: it owns the partial file and the SHA-256.
+//! The async half feeds it chunks through a bounded channel; everything that
+//! touches the disk (writes, fdatasync, the checkpoint, the final rename)
+//! happens here, on a blocking thread.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::Receiver;
+
+use super::checkpoint::{self, sync_dir, Checkpoint};
+use super::fetch::FetchError;
+use super::hex;
+use super::paths::{checkpoint_path, checkpoint_temp_path, partial_path};
+
+/// What the async half tells the writer.
+#[derive(Debug)]
+pub(super) enum Msg<B> {
+    /// The next bytes of the body.
+    Data(B),
+    /// The body ended: verify, then publish under the final name.
+    Finish,
+    /// The transfer failed: sync and checkpoint what was written. (A closed
+    /// channel, when the fetch future is dropped, means the same.)
+    Abort,
+}
+
+/// What the writer was started with.
+#[derive(Debug)]
+pub(super) struct Setup {
+    /// The destination directory.
+    pub dir: PathBuf,
+    /// The checkpoint to keep; its `bytes_done` is where this response starts.
+    pub checkpoint: Checkpoint,
+    /// Bytes between checkpoints.
+    pub interval: u64,
+    /// The verified file's name inside `dir`.
+    pub final_name: String,
+}
+
+/// How the writer ended without an error.
+#[derive(Debug)]
+pub(super) enum End {
+    /// Verified and renamed to `path`.
+    Done {
+        path: PathBuf,
+        size: u64,
+        sha256: String,
+    },
+    /// Stopped early; the checkpoint says `bytes_done`.
+    Saved { bytes_done: u64 },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+struct Writer {
+    setup: Setup,
+    part: PathBuf,
+    file: File,
+    hasher: Sha256,
+    bytes_done: u64,
+    since_checkpoint: u64,
+}
+
+/// Run the writer until [`Msg::Finish`], [`Msg::Abort`] or a closed channel.
+pub(super) fn run<B: AsRef<[u8]>>(
+    setup: Setup,
+    mut rx: Receiver<Msg<B>>,
+) -> Result<End, FetchError> {
+    let mut w = Writer::open(setup)?;
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Data(chunk)) => {
+                if let Err(e) = w.write(chunk.as_ref()) {
+                    if matches!(e, FetchError::Io { .. }) {
+                        // Best effort: keep what is known to be written.
+                        let _ = w.save();
+                    }
+                    return Err(e);
+                }
+            }
+            Some(Msg::Finish) => return w.finish(),
+            Some(Msg::Abort) | None => {
+                w.save()?;
+                return Ok(End::Saved {
+                    bytes_done: w.bytes_done,
+                });
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Open the partial file, cut it to the starting offset, hash the prefix
+    /// we keep, and record the checkpoint for this response.
+    fn open(setup: Setup) -> Result<Writer, FetchError> {
+        let part = partial_path(&setup.dir, &setup.checkpoint.package_id);
+        let start = setup.checkpoint.bytes_done;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part)
+            .map_err(io_err(&part))?;
+        file.set_len(start).map_err(io_err(&part))?;
+        let mut hasher = Sha256::new();
+        if start > 0 {
+            file.seek(SeekFrom::Start(0)).map_err(io_err(&part))?;
+            let mut prefix = (&mut file).take(start);
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut read = 0u64;
+            loop {
+                let n = prefix.read(&mut buf).map_err(io_err(&part))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                read += n as u64;
+            }
+            if read != start {
+                return Err(FetchError::Io {
+                    path: part,
+                    source: io::Error::new(io::ErrorKind::UnexpectedEof, "partial file shrank"),
+                });
+            }
+        }
+        file.seek(SeekFrom::Start(start)).map_err(io_err(&part))?;
+        checkpoint::store(&setup.dir, &setup.checkpoint).map_err(io_err(&checkpoint_path(
+            &setup.dir,
+            &setup.checkpoint.package_id,
+        )))?;
+        Ok(Writer {
+            setup,
+            part,
+            file,
+            hasher,
+            bytes_done: start,
+            since_checkpoint: 0,
+        })
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
+        let new_total = self.bytes_done + chunk.len() as u64;
+        if let Some(expected) = self.setup.checkpoint.expected_size {
+            if new_total > expected {
+                self.discard();
+                return Err(FetchError::SizeMismatch {
+                    expected,
+                    actual: new_total,
+                });
+            }
+        }
+        self.file.write_all(chunk).map_err(io_err(&self.part))?;
+        self.hasher.update(chunk);
+        self.bytes_done = new_total;
+        self.since_checkpoint += chunk.len() as u64;
+        if self.since_checkpoint >= self.setup.interval {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// fdatasync the data, then record it in the checkpoint.
+    fn save(&mut self) -> Result<(), FetchError> {
+        self.file.sync_data().map_err(io_err(&self.part))?;
+        self.setup.checkpoint.bytes_done = self.bytes_done;
+        checkpoint::store(&self.setup.dir, &self.setup.checkpoint).map_err(io_err(
+            &checkpoint_path(&self.setup.dir, &self.setup.checkpoint.package_id),
+        ))?;
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Delete the partial data and the checkpoint (after a failed verification).
+    fn discard(&self) {
+        if let Err(e) = checkpoint::remove(&self.setup.dir, &self.setup.checkpoint.package_id) {
+            tracing::warn!(dir = %self.setup.dir.display(), error = %e, "cannot delete partial download");
+        }
+    }
+
+    fn finish(mut self) -> Result<End, FetchError> {
+        self.file.sync_data().map_err(io_err(&self.part))?;
+        let sha256 = hex(&self.hasher.finalize_reset());
+        let cp = &self.setup.checkpoint;
+        if let Some(expected) = cp.expected_size {
+            if expected != self.bytes_done {
+                self.discard();
+                return Err(FetchError::SizeMismatch {
+                    expected,
+                    actual: self.bytes_done,
+                });
+            }
+        }
+        if let Some(expected) = &cp.expected_sha256 {
+            if *expected != sha256 {
+                self.discard();
+                return Err(FetchError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: sha256,
+                });
+            }
+        }
+        let dir = &self.setup.dir;
+        let path = dir.join(&self.setup.final_name);
+        fs::rename(&self.part, &path).map_err(io_err(&path))?;
+        sync_dir(dir).map_err(io_err(dir))?;
+        for p in [
+            checkpoint_path(dir, &cp.package_id),
+            checkpoint_temp_path(dir, &cp.package_id),
+        ] {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&p)(e)),
+                _ => {}
+            }
+        }
+        sync_dir(dir).map_err(io_err(dir))?;
+        Ok(End::Done {
+            path,
+            size: self.bytes_done,
+            sha256,
+        })
+    }
+}
