@@ -22,6 +22,7 @@ use actix::{Actor, Addr, AsyncContext, Context};
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::plugin_host::PluginHost;
 use crate::protocol::DeviceHeaders;
 use crate::scheduler::actor::SchedulerActor;
 use crate::scheduler::RetryPolicy;
@@ -45,6 +46,8 @@ pub struct AgentContext {
     pub device_name: Option<String>,
     /// "Now".
     pub clock: Arc<dyn Clock>,
+    /// The plugins found at start-up (post-install handlers, collectors).
+    pub plugins: Arc<PluginHost>,
     /// Where the link probe looks (`/sys/class/net`; a fixture in tests).
     pub sys_class_net: PathBuf,
 }

@@ -73,6 +73,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
         device_id: device_id.clone(),
         device_name: settings.resolve_device_name().ok(),
         clock: Arc::new(SystemClock),
+        plugins: Arc::new(crate::plugin_host::PluginHost::discover(settings)),
         sys_class_net: "/sys/class/net".into(),
     });
 

@@ -129,6 +129,10 @@ pub struct PackageRecord {
     pub first_seen_unix: u64,
     /// When this row last changed, Unix seconds.
     pub updated_unix: u64,
+    /// The verified package file on disk, once downloaded (an `Execute Only`
+    /// recurrence runs its command against it without downloading again).
+    #[serde(default)]
+    pub downloaded_file: Option<String>,
 }
 
 impl PackageRecord {
@@ -147,6 +151,7 @@ impl PackageRecord {
             last_outcome: None,
             first_seen_unix: now_unix,
             updated_unix: now_unix,
+            downloaded_file: None,
         }
     }
 
