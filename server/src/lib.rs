@@ -63,6 +63,7 @@ pub struct RunningServer {
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     stop_watcher: Arc<AtomicBool>,
+    bytes_served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Loads the catalog, opens the state, binds `config.listen` and serves on a
@@ -84,7 +85,9 @@ pub fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
     let endpoint = config.endpoint.clone();
     let workers = config.workers.max(1);
+    let bytes_served = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let app_state = http::AppState {
+        bytes_served: bytes_served.clone(),
         catalog: catalog.clone(),
         state: state.clone(),
         faults: faults.clone(),
@@ -126,10 +129,17 @@ pub fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         handle: Some(handle),
         thread: Some(thread),
         stop_watcher,
+        bytes_served,
     })
 }
 
 impl RunningServer {
+    /// Package bytes sent since the server started (all packages, all
+    /// devices): what a resumed download fetched again shows up here.
+    pub fn bytes_served(&self) -> u64 {
+        self.bytes_served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

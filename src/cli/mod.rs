@@ -297,10 +297,11 @@ fn control_request(settings: &Settings, request: &Request) -> Result<Response, C
         settings: settings.clone(),
         device_id: settings.resolve_device_id().ok(),
         daemon_running: false,
+        clock: std::sync::Arc::new(crate::clock::SystemClock),
     };
     if *request == Request::Status && !database.exists() {
         // Reading must not create the database as a side effect.
-        let report = control::StatusReport::empty(&context, crate::clock::unix_now());
+        let report = control::StatusReport::empty(&context, context.clock.now_unix());
         return Ok(Response::Status(Box::new(report)));
     }
     let store = Store::open(&database).map_err(CliError::Store)?;

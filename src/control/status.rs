@@ -113,7 +113,7 @@ impl StatusReport {
         Ok(Self::from_snapshot(
             &store.snapshot()?,
             context,
-            crate::clock::unix_now(),
+            context.clock.now_unix(),
             links,
         ))
     }

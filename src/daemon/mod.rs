@@ -63,6 +63,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
         settings: settings.clone(),
         device_id: Some(device_id.clone()),
         daemon_running: true,
+        clock: Arc::new(SystemClock),
     };
     let socket = control::socket_path(&state_dir);
     let transport = Transport::new(settings).map_err(DaemonError::Transport)?;

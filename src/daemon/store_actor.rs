@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Handler, Message, Recipient, SyncContext};
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::control::{Request, Response, StatusReport};
 use crate::scheduler::actor::Wake;
@@ -19,6 +20,8 @@ pub struct ControlContext {
     pub device_id: Option<String>,
     /// Whether the request is served by a running daemon.
     pub daemon_running: bool,
+    /// "Now" for the changes a request makes (the agent's clock).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Owns the shared [`Store`] handle for the daemon.
@@ -81,7 +84,7 @@ pub fn execute(store: &Store, context: &ControlContext, request: &Request) -> Re
                 message: e.to_string(),
             },
         },
-        Request::PollNow => match poll_now(store, context, crate::clock::unix_now()) {
+        Request::PollNow => match poll_now(store, context, context.clock.now_unix()) {
             Ok(()) => Response::Done {
                 message: if context.daemon_running {
                     "poll requested: the agent polls now".to_string()
@@ -94,7 +97,7 @@ pub fn execute(store: &Store, context: &ControlContext, request: &Request) -> Re
                 message: e.to_string(),
             },
         },
-        Request::Accept { package_id } => match accept(store, package_id, crate::clock::unix_now())
+        Request::Accept { package_id } => match accept(store, package_id, context.clock.now_unix())
         {
             Ok(message) => Response::Done { message },
             Err(message) => Response::Error { message },

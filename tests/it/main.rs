@@ -5,12 +5,13 @@
 mod cli;
 mod config;
 mod downloader;
+mod faults;
+mod full_cycle;
 mod plugins;
 mod protocol_examples;
 mod protocol_hostile;
 mod protocol_roundtrip;
 mod server;
 mod server_range;
-mod server_support;
 mod store;
 mod support;

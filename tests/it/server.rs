@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use dmagent::protocol::{Document, Instructions, PackageLocation, PollResponse};
 
-use crate::server_support::*;
+use crate::support::server::*;
 
 const NS: &str = "http://www.microsoft.com/DeviceManagement.xsd";
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dmagent::protocol::{Document, PackageLocation};
 
-use crate::server_support::*;
+use crate::support::server::*;
 
 const BIG: &str = "/packages/BIG/big.bin";
 

@@ -76,7 +76,8 @@ pub async fn download(
     if head {
         return resp.body(SizedStream::new(len, EmptyStream));
     }
-    let stream = FileStream::open(pkg.path.clone(), start, len, faults);
+    let mut stream = FileStream::open(pkg.path.clone(), start, len, faults);
+    stream.counter = Some(app.bytes_served.clone());
     resp.body(SizedStream::new(len, stream))
 }
 
@@ -96,6 +97,7 @@ struct FileStream {
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     sent: u64,
     cut_after: Option<u64>,
+    counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl FileStream {
@@ -135,6 +137,7 @@ impl FileStream {
             rx,
             sent: 0,
             cut_after: faults.cut_after,
+            counter: None,
         }
     }
 }
@@ -159,6 +162,9 @@ impl futures_core::Stream for FileStream {
                     }
                 }
                 self.sent += chunk.len() as u64;
+                if let Some(counter) = &self.counter {
+                    counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             other => other,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Base URL for the server's own download links (no trailing `/`).
     pub base_url: String,
+    /// Package bytes sent so far (tests and benchmarks measure refetching).
+    pub bytes_served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Registers every route.

@@ -1,3 +1,6 @@
 //! Test fixtures shared by the integration-test modules.
 
+pub mod agent;
+pub mod plugins;
 pub mod range_server;
+pub mod server;
