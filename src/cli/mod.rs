@@ -304,8 +304,23 @@ fn control_request(settings: &Settings, request: &Request) -> Result<Response, C
         let report = control::StatusReport::empty(&context, context.clock.now_unix());
         return Ok(Response::Status(Box::new(report)));
     }
-    let store = Store::open(&database).map_err(CliError::Store)?;
-    Ok(store_actor::execute(&store, &context, request))
+    // A daemon that is starting holds the database before its socket is up:
+    // wait for it briefly rather than failing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(&database) {
+            Ok(store) => return Ok(store_actor::execute(&store, &context, request)),
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                match control::client::call(&socket, request) {
+                    Ok(response) => return Ok(response),
+                    Err(control::client::ClientError::NotRunning(_)) => {}
+                    Err(e) => return Err(CliError::Other(e.to_string())),
+                }
+            }
+            Err(e) => return Err(CliError::Store(e)),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -58,7 +58,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
     })?;
     // Opened before the actor system starts, so a refused database (newer
     // schema, locked by another agent) is a clean exit, not a dead actor.
-    let store = Arc::new(Store::open(settings.database_path())?);
+    let store = Arc::new(open_store(settings)?);
     let context = ControlContext {
         settings: settings.clone(),
         device_id: Some(device_id.clone()),
@@ -104,6 +104,21 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("dmagent stopped");
     result
+}
+
+/// Opens the client database, waiting a little while another process holds
+/// it: `dmagent status` reads the database directly when no daemon answers,
+/// and an operator running it while the daemon starts must not stop the daemon.
+fn open_store(settings: &Settings) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(settings.database_path()) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Stops the actor system on SIGTERM or SIGINT.

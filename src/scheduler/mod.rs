@@ -244,7 +244,12 @@ pub fn after_attempt(task: &TaskRecord, attempt: Attempt, now: u64, policy: Retr
             None => Next::Done,
         },
         Attempt::Unreachable(error) => {
-            // Parked, not failed: due again as soon as the outage ends.
+            // Parked, not failed: due again as soon as the outage ends. The
+            // poll is the probe that ends an outage; it tries again after the
+            // retry interval, without spending a retry.
+            if task.kind == TaskKind::Poll {
+                next.next_due_unix = now.saturating_add(policy.interval_secs);
+            }
             next.last_error = Some(error);
             Next::Reschedule(next)
         }

@@ -213,3 +213,20 @@ fn explain_says_why_a_task_waits() {
         None
     );
 }
+
+#[test]
+fn an_unreachable_server_is_probed_by_the_poll_every_retry_interval() {
+    let task = poll(T0);
+    match after_attempt(
+        &task,
+        Attempt::Unreachable("connection refused".into()),
+        T0 + 5,
+        POLICY,
+    ) {
+        Next::Reschedule(next) => {
+            assert_eq!(next.attempts, 0, "no retry spent");
+            assert_eq!(next.next_due_unix, T0 + 5 + 180, "not a busy loop");
+        }
+        other => panic!("{other:?}"),
+    }
+}

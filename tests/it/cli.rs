@@ -52,7 +52,7 @@ impl Sandbox {
         let child = self
             .command(&["run"])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("spawn daemon");
         wait_for(&self.state_dir().join("dmagent.sock"));

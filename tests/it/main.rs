@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod crash;
 mod downloader;
 mod faults;
 mod full_cycle;

@@ -1,6 +1,7 @@
 //! Test fixtures shared by the integration-test modules.
 
 pub mod agent;
+pub mod daemon;
 pub mod plugins;
 pub mod range_server;
 pub mod server;
