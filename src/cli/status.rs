@@ -25,6 +25,10 @@ pub fn render(report: &StatusReport) -> String {
             "daemon not running"
         }
     );
+    let _ = writeln!(out, "links up: {}", report.links);
+    if let Some(since) = report.server.unreachable_since_unix {
+        let _ = writeln!(out, "server unreachable since {}", relative(since, now));
+    }
     let server = &report.server;
     let _ = writeln!(
         out,
@@ -58,13 +62,22 @@ pub fn render(report: &StatusReport) -> String {
                 },
                 p.state.clone(),
                 progress(p.bytes_done, p.bytes_total),
+                p.next_step.clone(),
                 p.last_outcome.clone().unwrap_or_default(),
             ]
         })
         .collect();
     table(
         &mut out,
-        &["ID", "NAME", "KIND", "STATE", "PROGRESS", "LAST OUTCOME"],
+        &[
+            "ID",
+            "NAME",
+            "KIND",
+            "STATE",
+            "PROGRESS",
+            "NEXT STEP",
+            "LAST OUTCOME",
+        ],
         &rows,
     );
 
@@ -78,13 +91,21 @@ pub fn render(report: &StatusReport) -> String {
                 relative(t.next_due_unix, now),
                 t.period_secs.map(span).unwrap_or_else(|| "once".into()),
                 t.attempts.to_string(),
+                t.waiting.clone().unwrap_or_else(|| "runs now".into()),
                 t.last_error.clone().unwrap_or_default(),
             ]
         })
         .collect();
     table(
         &mut out,
-        &["TASK", "DUE", "EVERY", "RETRIES", "LAST ERROR"],
+        &[
+            "TASK",
+            "DUE",
+            "EVERY",
+            "RETRIES",
+            "WAITING BECAUSE",
+            "LAST ERROR",
+        ],
         &rows,
     );
 

@@ -158,7 +158,17 @@ impl StatusReport {
                     required: p.required,
                     accepted: p.accepted,
                     state: p.state.to_string(),
-                    bytes_done: checkpoint.map(|c| c.bytes_done),
+                    bytes_done: checkpoint.map(|c| c.bytes_done).or_else(|| {
+                        // Verified and on disk: complete.
+                        matches!(
+                            p.state,
+                            PackageState::Downloaded
+                                | PackageState::Installing
+                                | PackageState::Installed
+                        )
+                        .then(|| p.instructions.as_ref().and_then(|i| i.package_size))
+                        .flatten()
+                    }),
                     bytes_total: checkpoint
                         .and_then(|c| c.total)
                         .or_else(|| p.instructions.as_ref().and_then(|i| i.package_size)),
@@ -308,6 +318,14 @@ impl Why {
                     (PackageState::Installed, false) => "download and run again",
                     _ => "download",
                 };
+                if task.next_due_unix > self.now && task.attempts == 0 {
+                    let why = if package.state == PackageState::Installed {
+                        "next occurrence"
+                    } else {
+                        "start time not reached"
+                    };
+                    return format!("{action} at {} ({why})", when(task.next_due_unix));
+                }
                 match self.task(task) {
                     None => format!("{action} now"),
                     Some(wait) => format!("{action}: {wait}"),

@@ -327,7 +327,10 @@ impl Event {
         self.commit(
             &done,
             PackageState::Downloaded,
-            Some((MessageId::DOWNLOAD_SUCCEEDED, "download verified".into())),
+            Some((
+                Some(MessageId::DOWNLOAD_SUCCEEDED),
+                "download verified".into(),
+            )),
             |at| {
                 Some(status_message(
                     &id,
@@ -362,7 +365,7 @@ impl Event {
         self.commit(
             package,
             state,
-            Some((MessageId::DOWNLOAD_FAILED, error.to_owned())),
+            Some((Some(MessageId::DOWNLOAD_FAILED), error.to_owned())),
             |at| {
                 Some(status_message(
                     &id,
@@ -403,10 +406,7 @@ impl Event {
             self.commit(
                 &package,
                 PackageState::Installed,
-                Some((
-                    MessageId::COMMAND_SUCCEEDED,
-                    "no post-install command".into(),
-                )),
+                Some((None, "no post-install command".into())),
                 |_| None,
             )
             .await?;
@@ -463,9 +463,12 @@ impl Event {
         if !succeeded {
             params.push(("ErrorText", truncate(&detail, 1024)));
         }
-        self.commit(&package, state, Some((message, detail.clone())), |at| {
-            Some(status_message(&id, message, at, &params))
-        })
+        self.commit(
+            &package,
+            state,
+            Some((Some(message), detail.clone())),
+            |at| Some(status_message(&id, message, at, &params)),
+        )
         .await?;
         Ok(if succeeded {
             Attempt::Succeeded
@@ -486,7 +489,7 @@ impl Event {
         self.commit(
             package,
             PackageState::Failed,
-            Some((MessageId::COMMAND_FAILED, detail.clone())),
+            Some((Some(MessageId::COMMAND_FAILED), detail.clone())),
             |at| {
                 Some(status_message(
                     &id,
@@ -506,7 +509,7 @@ impl Event {
         &self,
         package: &PackageRecord,
         state: PackageState,
-        outcome: Option<(MessageId, String)>,
+        outcome: Option<(Option<MessageId>, String)>,
         message: impl FnOnce(crate::protocol::CivilTime) -> Option<crate::protocol::StatusMessage>,
     ) -> Result<(), AgentError> {
         let now = self.context.clock.now_unix();
@@ -529,7 +532,7 @@ impl Event {
                     if let Some((message_id, detail)) = outcome {
                         current.last_outcome = Some(Outcome {
                             at_unix: now,
-                            message_id: Some(message_id.0),
+                            message_id: message_id.map(|m| m.0),
                             detail,
                         });
                     }
