@@ -183,7 +183,7 @@ fn progress(p: &serde_json::Value) -> String {
 
 fn print_server_view(server: &dm_server::RunningServer) -> Result<()> {
     let statuses = server.state().statuses(DEVICE).map_err(|e| e.to_string())?;
-    println!("   {:<15} {:<8} {}", "PACKAGE", "MESSAGE", "MEANING");
+    println!("   {:<15} {:<8} MEANING", "PACKAGE", "MESSAGE");
     for s in &statuses {
         let meaning = match s.message_id {
             11030 => "download starting",
