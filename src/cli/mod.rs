@@ -17,8 +17,6 @@ use crate::store::{Store, StoreError};
 
 /// Exit code: a command failed at run time (network, database, daemon).
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code: the command is not available yet in this build.
-pub const EXIT_UNAVAILABLE: u8 = 69;
 /// Exit code: the client database cannot be used (newer schema, locked, corrupt).
 pub const EXIT_DATABASE: u8 = 74;
 /// Exit code: the configuration is invalid (EX_CONFIG); every error was printed.
