@@ -9,7 +9,7 @@ use std::time::Duration;
 use dm_server::{Faults, RunningServer, ServerConfig};
 
 use crate::support::daemon::DaemonSetup;
-use crate::support::server::{make_catalog, pattern};
+use crate::support::server::{assign_only, make_catalog, messages, pattern};
 
 const HUGE_LEN: usize = 4 << 20;
 
@@ -19,13 +19,8 @@ fn server_with(
     faults: Faults,
 ) -> (RunningServer, tempfile::TempDir, tempfile::TempDir) {
     let catalog = make_catalog();
-    let path = catalog.path().join("catalog.toml");
-    let ids: Vec<String> = packages.iter().map(|(id, _)| format!("\"{id}\"")).collect();
-    let text = std::fs::read_to_string(&path).expect("read").replace(
-        "packages = [\"DEMO-APP\", \"DEMO-TOOLS\", \"DEMO-RECURRING\", \"BIG\"]",
-        &format!("packages = [{}]", ids.join(", ")),
-    );
-    std::fs::write(&path, text).expect("write");
+    let ids: Vec<&str> = packages.iter().map(|(id, _)| *id).collect();
+    assign_only(catalog.path(), &ids);
     std::fs::write(catalog.path().join("files/huge.bin"), pattern(HUGE_LEN)).expect("write");
     for (id, toml) in packages {
         std::fs::write(
@@ -40,17 +35,6 @@ fn server_with(
     let mut config = ServerConfig::new(catalog.path(), state.path());
     config.faults = faults;
     (dm_server::start(config).expect("server"), catalog, state)
-}
-
-fn messages(server: &RunningServer, device: &str, package: &str) -> Vec<u32> {
-    server
-        .state()
-        .statuses(device)
-        .expect("statuses")
-        .into_iter()
-        .filter(|s| s.package_id == package)
-        .map(|s| s.message_id)
-        .collect()
 }
 
 fn report_ids_unique(server: &RunningServer, device: &str) {

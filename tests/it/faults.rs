@@ -7,7 +7,7 @@ use dmagent::store::{PackageState, TaskId};
 use sha2::{Digest, Sha256};
 
 use crate::support::agent::{settings, TestAgent};
-use crate::support::server::{make_catalog, pattern, BIG_LEN};
+use crate::support::server::{assign_only, make_catalog, pattern, BIG_LEN};
 
 /// A server whose catalog assigns only `BIG` (1 MiB) to every device.
 fn big_only(
@@ -18,13 +18,7 @@ fn big_only(
     tempfile::TempDir,
 ) {
     let catalog = make_catalog();
-    let path = catalog.path().join("catalog.toml");
-    let text = std::fs::read_to_string(&path).expect("read");
-    let text = text.replace(
-        "packages = [\"DEMO-APP\", \"DEMO-TOOLS\", \"DEMO-RECURRING\", \"BIG\"]",
-        "packages = [\"BIG\"]",
-    );
-    std::fs::write(&path, text).expect("write");
+    assign_only(catalog.path(), &["BIG"]);
     let state = tempfile::tempdir().expect("tempdir");
     let mut config = ServerConfig::new(catalog.path(), state.path());
     config.workers = 1;
@@ -181,16 +175,7 @@ fn a_range_request_answered_with_200_restarts_from_zero() {
 #[test]
 fn while_the_server_is_down_work_parks_without_spending_retries() {
     let catalog = make_catalog();
-    let path = catalog.path().join("catalog.toml");
-    let text = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(
-        &path,
-        text.replace(
-            "packages = [\"DEMO-APP\", \"DEMO-TOOLS\", \"DEMO-RECURRING\", \"BIG\"]",
-            "packages = [\"BIG\"]",
-        ),
-    )
-    .expect("write");
+    assign_only(catalog.path(), &["BIG"]);
     // BIG starts an hour after the injected epoch.
     let big = catalog.path().join("packages/big.toml");
     let text = std::fs::read_to_string(&big).expect("read");

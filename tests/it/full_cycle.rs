@@ -14,15 +14,7 @@ use crate::support::server::{self, TestServer, BIG_LEN};
 
 /// Status message IDs the server received for `package`, in order.
 fn messages(server: &TestServer, device: &str, package: &str) -> Vec<u32> {
-    server
-        .server
-        .state()
-        .statuses(device)
-        .expect("statuses")
-        .into_iter()
-        .filter(|s| s.package_id == package)
-        .map(|s| s.message_id)
-        .collect()
+    server::messages(&server.server, device, package)
 }
 
 fn start_agent(server: &TestServer, device: &str) -> TestAgent {
@@ -144,9 +136,10 @@ fn a_package_removed_from_the_catalog_is_dropped() {
     let server = server::start();
     let agent = start_agent(&server, "DEV-REMOVE");
     agent.wait_state("BIG", PackageState::Installed);
-    let catalog = server.catalog.path().join("catalog.toml");
-    let text = std::fs::read_to_string(&catalog).expect("read catalog");
-    std::fs::write(&catalog, text.replace(", \"BIG\"]", "]")).expect("write catalog");
+    server::assign_only(
+        server.catalog.path(),
+        &["DEMO-APP", "DEMO-TOOLS", "DEMO-RECURRING"],
+    );
     server.server.catalog().reload().expect("reload");
     // The next poll (5 minutes later by the catalog's PollInterval) drops it.
     agent.advance(301);

@@ -71,6 +71,32 @@ pub fn make_catalog() -> tempfile::TempDir {
     dir
 }
 
+/// The sample catalog's rule for every device assigns this list.
+const EVERYONE: &str = "packages = [\"DEMO-APP\", \"DEMO-TOOLS\", \"DEMO-RECURRING\", \"BIG\"]";
+
+/// Rewrites the catalog made by [`make_catalog`] so that every device is
+/// assigned exactly `ids`.
+pub fn assign_only(catalog: &Path, ids: &[&str]) {
+    let path = catalog.join("catalog.toml");
+    let text = std::fs::read_to_string(&path).expect("read catalog");
+    assert!(text.contains(EVERYONE), "the sample catalog's rule changed");
+    let list: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    let text = text.replace(EVERYONE, &format!("packages = [{}]", list.join(", ")));
+    std::fs::write(&path, text).expect("write catalog");
+}
+
+/// Status message IDs the server received from `device` for `package`, in order.
+pub fn messages(server: &RunningServer, device: &str, package: &str) -> Vec<u32> {
+    server
+        .state()
+        .statuses(device)
+        .expect("statuses")
+        .into_iter()
+        .filter(|s| s.package_id == package)
+        .map(|s| s.message_id)
+        .collect()
+}
+
 pub fn start_with(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let catalog = make_catalog();
     let state = tempfile::tempdir().expect("tempdir");
