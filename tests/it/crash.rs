@@ -37,6 +37,23 @@ fn server_with(
     (dm_server::start(config).expect("server"), catalog, state)
 }
 
+/// Waits (bounded) until the file's text satisfies `done`, and returns it.
+fn wait_for_file(path: &std::path::Path, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never got there: {text:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn report_ids_unique(server: &RunningServer, device: &str) {
     let statuses = server.state().statuses(device).expect("statuses");
     let ids: HashSet<_> = statuses.iter().map(|s| s.report_id.clone()).collect();
@@ -131,10 +148,10 @@ fn kill_9_mid_post_install_never_runs_the_step_twice() {
     setup.wait_for("the reports", |s| {
         s["outbox"].as_array().is_some_and(Vec::is_empty)
     });
-    // Give an orphaned run time to finish: it may complete once, never twice.
-    std::thread::sleep(Duration::from_secs(3));
-    let marks =
-        std::fs::read_to_string(setup.root().join("packages/slow/marks")).unwrap_or_default();
+    // The step the kill interrupted outlives the agent (its process is not
+    // the agent's) and completes once; the restarted agent never starts it again.
+    let marks_path = setup.root().join("packages/slow/marks");
+    let marks = wait_for_file(&marks_path, |m| m.lines().any(|l| l == "done"));
     assert_eq!(
         marks.lines().filter(|l| *l == "start").count(),
         1,

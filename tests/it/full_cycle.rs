@@ -266,3 +266,37 @@ fn the_server_changes_the_settings_and_the_poll_interval() {
             > polls_before
     });
 }
+
+#[test]
+fn a_docked_only_package_waits_for_a_docked_link() {
+    let server = server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A kiosk: the catalog assigns it the docked-only package (Flags 04 00 00 00).
+    let mut settings = settings(dir.path(), &server.server.endpoint_url(), "KIOSK-7");
+    settings.links.assume = dmagent::config::LinkAssume::Auto;
+    let agent = TestAgent::start(dir, settings);
+    agent.link_up("eth0");
+    agent.wait_state("DEMO-APP", PackageState::Installed);
+    let snapshot = agent.wait_for("the docked-only event to be scheduled", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::download("DEMO-DOCKED"))
+    });
+    let task = snapshot
+        .tasks
+        .iter()
+        .find(|t| t.id == TaskId::download("DEMO-DOCKED"))
+        .expect("task");
+    assert_eq!(task.flags, 0x4);
+    assert!(task.next_due_unix <= agent.clock_now(), "due, but parked");
+    assert_eq!(
+        agent.package("DEMO-DOCKED").map(|p| p.state),
+        Some(PackageState::Pending)
+    );
+    assert!(messages(&server, "KIOSK-7", "DEMO-DOCKED").is_empty());
+    assert_eq!(task.attempts, 0, "parking spends no retry");
+
+    // The device is docked: a USB link appears.
+    agent.link_up("usb0");
+    agent.wait_state("DEMO-DOCKED", PackageState::Installed);
+}

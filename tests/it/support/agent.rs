@@ -66,7 +66,7 @@ impl TestAgent {
             device_name: settings.identity.device_name.clone(),
             clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
             plugins: Arc::new(plugins),
-            sys_class_net: dir.path().join("no-sysfs"),
+            sys_class_net: dir.path().join("sysfs"),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -92,6 +92,17 @@ impl TestAgent {
     /// Re-plans now (after moving the clock or changing tasks).
     pub fn wake(&self) {
         self.scheduler.do_send(Wake);
+    }
+
+    /// Brings a network interface up in the agent's private `/sys/class/net`
+    /// (used when `links.assume` is `auto`), then re-plans.
+    pub fn link_up(&self, interface: &str) {
+        let dir = self._dir.path().join("sysfs").join(interface);
+        std::fs::create_dir_all(&dir).expect("sysfs fixture");
+        std::fs::write(dir.join("operstate"), "up\n").expect("operstate");
+        std::fs::write(dir.join("speed"), "1000\n").expect("speed");
+        std::fs::write(dir.join("flags"), "0x1003\n").expect("flags");
+        self.wake();
     }
 
     /// The injected clock's reading.
