@@ -25,6 +25,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod downloader;
+pub mod inventory;
 pub mod logging;
 pub mod plugin_host;
 pub mod poller;

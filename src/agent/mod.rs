@@ -135,10 +135,17 @@ pub fn start(context: Arc<AgentContext>) -> AgentHandle {
         reporter.clone().recipient(),
     )
     .start();
+    let inventory = crate::inventory::actor::InventoryActor::new(
+        context.clone(),
+        scheduler.clone().recipient(),
+        reporter.clone().recipient(),
+    )
+    .start();
     let actor = SchedulerActor::new(
         context,
         poller.recipient(),
         downloader.recipient(),
+        inventory.recipient(),
         reporter.recipient(),
     );
     let scheduler = scheduler_context.run(actor);

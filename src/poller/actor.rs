@@ -9,6 +9,7 @@ use actix::{Actor, Context, Handler, Message, Recipient};
 use super::schedule::{store_instructions, system_local_offset};
 use super::{reconcile, same_package};
 use crate::agent::{AgentContext, AgentError};
+use crate::protocol::ReportType;
 use crate::protocol::{
     Action, ClientSettings, Connection, DevicePoll, Document, Identification, Instructions,
     InstructionsRequest, ManagementSystem, PollResponse, ReportSettings,
@@ -174,14 +175,42 @@ async fn apply_settings(context: &AgentContext, response: &PollResponse) -> Resu
     context
         .db(move |s| {
             s.write(|tx| {
+                let mut changed = Vec::new();
                 let values = tx.update_server_values(|v| {
                     if let Some(client) = settings.client {
                         v.client_settings = Some(merge_client(v.client_settings.take(), client));
                     }
-                    merge_report(&mut v.software_inventory, settings.software_inventory);
-                    merge_report(&mut v.machine_inventory, settings.machine_inventory);
-                    merge_report(&mut v.file_collection, settings.file_collection);
+                    for (report, new) in [
+                        (ReportType::SoftwareInventory, settings.software_inventory),
+                        (ReportType::MachineInventory, settings.machine_inventory),
+                        (ReportType::FileCollection, settings.file_collection),
+                    ] {
+                        let current = match report {
+                            ReportType::SoftwareInventory => &mut v.software_inventory,
+                            ReportType::MachineInventory => &mut v.machine_inventory,
+                            ReportType::FileCollection => &mut v.file_collection,
+                        };
+                        if merge_report(current, new) {
+                            changed.push(report);
+                        }
+                    }
                 })?;
+                // New report settings (re)schedule or stop their report task in
+                // the same transaction.
+                for report in changed {
+                    let settings = crate::inventory::settings_of(&values, report);
+                    match settings.and_then(|s| crate::inventory::report_task(report, s, now)) {
+                        Some(task) => {
+                            tracing::info!(report = %report, every = task.period_secs, "report enabled");
+                            tx.put_task(&task)?;
+                        }
+                        None => {
+                            if tx.remove_task(TaskId::report(report))? {
+                                tracing::info!(report = %report, "report disabled");
+                            }
+                        }
+                    }
+                }
                 let interval = crate::scheduler::poll_interval_secs(&agent_settings, &values);
                 if let Some(mut task) = tx.task(TaskId::poll())? {
                     if task.period_secs != Some(interval) {
@@ -214,17 +243,19 @@ pub fn merge_client(current: Option<ClientSettings>, new: ClientSettings) -> Cli
     merged
 }
 
-/// A report section replaces the stored one unless its `version` is unchanged.
-fn merge_report(current: &mut Option<ReportSettings>, new: Option<ReportSettings>) {
+/// A report section replaces the stored one unless its `version` is
+/// unchanged (or it is identical); returns whether it changed.
+fn merge_report(current: &mut Option<ReportSettings>, new: Option<ReportSettings>) -> bool {
     let Some(new) = new else {
-        return;
+        return false;
     };
     let unchanged = current
         .as_ref()
-        .is_some_and(|c| new.version.is_some() && c.version == new.version);
+        .is_some_and(|c| (new.version.is_some() && c.version == new.version) || *c == new);
     if !unchanged {
         *current = Some(new);
     }
+    !unchanged
 }
 
 /// Drops a package the server no longer lists: its record, task and

@@ -12,6 +12,7 @@ use actix::{
 
 use super::{next_delivery, Delivery};
 use crate::agent::{AgentContext, AgentError};
+use crate::protocol::Action;
 use crate::scheduler::actor::Reached;
 use crate::scheduler::Attempt;
 
@@ -56,19 +57,43 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
         let headers = context.headers(&values);
         match delivery {
             Delivery::Document { action, body, seqs } => {
-                context
+                match context
                     .transport
                     .post_xml(&url, &headers, action, body)
-                    .await?;
+                    .await
+                {
+                    Ok(_) => {}
+                    // A report the server refuses for good (4xx) would block the
+                    // outbox forever; it is dropped. Status messages never are.
+                    Err(e)
+                        if action != Action::Status
+                            && matches!(e.attempt(), Attempt::Terminal(_)) =>
+                    {
+                        tracing::warn!(%action, "report refused by the server and dropped: {e}");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 let count = seqs.len();
                 context.db(move |s| s.write(|tx| tx.dequeue(&seqs))).await?;
                 delivered += count;
             }
-            Delivery::File { path, .. } => {
-                // Streaming uploads arrive with the reports issue; keep the
-                // item (never drop what was queued) and stop here.
-                tracing::warn!(%path, "file collection upload is not available in this build; kept in the outbox");
-                return Ok(delivered);
+            Delivery::File { path, seq } => {
+                let file = std::path::PathBuf::from(&path);
+                match context.transport.post_file(&url, &headers, &file).await {
+                    Ok(_) => {}
+                    // Gone since it was selected: nothing to send (part B G8).
+                    Err(crate::transport::TransportError::File(e)) => {
+                        tracing::warn!(%path, "collected file not sent: {e}");
+                    }
+                    Err(e) if matches!(e.attempt(), Attempt::Terminal(_)) => {
+                        tracing::warn!(%path, "collected file refused by the server and dropped: {e}");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                context
+                    .db(move |s| s.write(|tx| tx.dequeue(&[seq])))
+                    .await?;
+                delivered += 1;
             }
         }
     }

@@ -14,6 +14,7 @@ use actix::{
 use super::{after_attempt, plan, Attempt, Links, Next, Reachability};
 use crate::agent::AgentContext;
 use crate::downloader::actor::RunDownload;
+use crate::inventory::actor::RunReport;
 use crate::poller::actor::RunPoll;
 use crate::reporter::actor::Flush;
 use crate::store::{Outcome, PackageState, TaskId, TaskKind, TaskRecord};
@@ -49,6 +50,7 @@ pub struct SchedulerActor {
     context: Arc<AgentContext>,
     poller: Recipient<RunPoll>,
     downloader: Recipient<RunDownload>,
+    inventory: Recipient<RunReport>,
     reporter: Recipient<Flush>,
     reach: Reachability,
     links: Links,
@@ -64,12 +66,14 @@ impl SchedulerActor {
         context: Arc<AgentContext>,
         poller: Recipient<RunPoll>,
         downloader: Recipient<RunDownload>,
+        inventory: Recipient<RunReport>,
         reporter: Recipient<Flush>,
     ) -> Self {
         SchedulerActor {
             context,
             poller,
             downloader,
+            inventory,
             reporter,
             reach: Reachability::Reachable,
             links: Links::OFFLINE,
@@ -192,12 +196,10 @@ impl SchedulerActor {
                 .downloader
                 .try_send(RunDownload { task: task.clone() })
                 .is_ok(),
-            TaskKind::Report { report } => {
-                // Report tasks are driven by the inventory collector (reports issue).
-                tracing::debug!(?report, "report task due; no collector in this build");
-                self.running.remove(&task.id);
-                return;
-            }
+            TaskKind::Report { .. } => self
+                .inventory
+                .try_send(RunReport { task: task.clone() })
+                .is_ok(),
         };
         if !sent {
             tracing::error!(task = %task.id, "worker mailbox unavailable");

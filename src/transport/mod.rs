@@ -54,6 +54,9 @@ pub enum TransportError {
         /// The cap.
         limit: u64,
     },
+    /// A file to upload could not be read.
+    #[error("cannot read the file to upload: {0}")]
+    File(String),
     /// The client could not be built from the configuration.
     #[error("HTTP client setup: {0}")]
     Setup(String),
@@ -72,7 +75,8 @@ impl TransportError {
             TransportError::Body(_) => Attempt::Retryable(text),
             TransportError::Status { .. }
             | TransportError::TooLarge { .. }
-            | TransportError::Setup(_) => Attempt::Terminal(text),
+            | TransportError::Setup(_)
+            | TransportError::File(_) => Attempt::Terminal(text),
         }
     }
 }
@@ -143,6 +147,61 @@ impl Transport {
             request = request.header(name, value);
         }
         let response = request.body(body).send().await.map_err(classify)?;
+        self.read(response).await
+    }
+
+    /// POSTs one collected file as the raw request body (part B §4.3),
+    /// streamed from disk in 64 KiB chunks: the file is never held in memory.
+    /// The disk reads run on a blocking thread.
+    pub async fn post_file(
+        &self,
+        url: &str,
+        headers: &DeviceHeaders,
+        path: &std::path::Path,
+    ) -> Result<Exchange, TransportError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| TransportError::File(format!("{}: {e}", path.display())))?;
+        let length = file
+            .metadata()
+            .map_err(|e| TransportError::File(format!("{}: {e}", path.display())))?
+            .len();
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+        actix_rt::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut file = file;
+            loop {
+                let mut chunk = vec![0u8; 64 * 1024];
+                match file.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        if tx.blocking_send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, length);
+        for (name, value) in headers.file_collection_pairs(&path.display().to_string()) {
+            request = request.header(name, value);
+        }
+        let response = request
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(classify)?;
         self.read(response).await
     }
 

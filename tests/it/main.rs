@@ -12,6 +12,7 @@ mod plugins;
 mod protocol_examples;
 mod protocol_hostile;
 mod protocol_roundtrip;
+mod reports;
 mod server;
 mod server_range;
 mod store;

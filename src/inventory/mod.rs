@@ -1,0 +1,136 @@
+//! The inventory collector: which report tasks the server's report settings
+//! call for, and how a report is built from the collector plugins' output.
+//! Pure; `actor.rs` runs the plugins and queues the documents.
+//!
+//! Part A §2.7 and part B §4: each of `SoftwareInventorySettings`,
+//! `MachineInventorySettings` and `FileCollectionSettings` has `Enabled` and
+//! `Interval`; software inventory and file collection add `FileFilterItem`s.
+//! A section that is present without `Enabled` counts as enabled. An
+//! unchanged `version` changes nothing (the poller does not even store it).
+
+pub mod actor;
+
+use dmagent_plugin_api::{CollectRequest, FileFilter, ReportKind, PAYLOAD_VERSION};
+
+use crate::protocol::{ReportSettings, ReportType};
+use crate::store::{ServerValues, TaskRecord};
+
+/// Cadence of an enabled report whose settings carry no `Interval`.
+pub const DEFAULT_INTERVAL_SECS: u64 = 86_400;
+
+/// The three report kinds, in the order they are scheduled.
+pub const REPORTS: [ReportType; 3] = [
+    ReportType::SoftwareInventory,
+    ReportType::MachineInventory,
+    ReportType::FileCollection,
+];
+
+/// The stored settings of one report kind.
+pub fn settings_of(values: &ServerValues, report: ReportType) -> Option<&ReportSettings> {
+    match report {
+        ReportType::SoftwareInventory => values.software_inventory.as_ref(),
+        ReportType::MachineInventory => values.machine_inventory.as_ref(),
+        ReportType::FileCollection => values.file_collection.as_ref(),
+    }
+}
+
+/// What new settings of one report kind do to its task: `Some(task)` to
+/// (re)schedule it, due `now` (the first run follows the poll that enabled
+/// it), or `None` to remove it.
+pub fn report_task(report: ReportType, settings: &ReportSettings, now: u64) -> Option<TaskRecord> {
+    if !settings.enabled.unwrap_or(true) {
+        return None;
+    }
+    let period = settings
+        .interval
+        .map_or(DEFAULT_INTERVAL_SECS, |i| i.as_secs())
+        .max(crate::poller::schedule::MIN_RECURRENCE_SECS);
+    Some(TaskRecord::report(report, now, period, now))
+}
+
+/// The plugin request for one report.
+pub fn collect_request(
+    report: ReportType,
+    settings: Option<&ReportSettings>,
+    max_file_bytes: u64,
+) -> CollectRequest {
+    CollectRequest {
+        version: PAYLOAD_VERSION,
+        report: kind_of(report),
+        file_filters: settings
+            .map(|s| {
+                s.file_filters
+                    .iter()
+                    .map(|f| FileFilter {
+                        filter: f.filter.clone(),
+                        path: f.path.clone(),
+                        recursive: f.recursive.unwrap_or(false),
+                        exclude_compressed: f.exclude_compressed.unwrap_or(false),
+                        exclude_encrypted: f.exclude_encrypted.unwrap_or(false),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        allowed_roots: vec!["/".to_owned()],
+        max_file_bytes,
+    }
+}
+
+/// The plugin-side name of a report type.
+pub fn kind_of(report: ReportType) -> ReportKind {
+    match report {
+        ReportType::SoftwareInventory => ReportKind::Software,
+        ReportType::MachineInventory => ReportKind::Machine,
+        ReportType::FileCollection => ReportKind::Files,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::protocol::FileFilterItem;
+
+    #[test]
+    fn enabled_reports_get_a_task_due_now_at_their_interval() {
+        let settings = ReportSettings {
+            enabled: Some(true),
+            interval: Some(Duration::from_secs(3600)),
+            ..ReportSettings::default()
+        };
+        let task = report_task(ReportType::MachineInventory, &settings, 100).expect("task");
+        assert_eq!(task.next_due_unix, 100);
+        assert_eq!(task.period_secs, Some(3600));
+        assert_eq!(task.id.as_str(), "report:machine");
+        let off = ReportSettings {
+            enabled: Some(false),
+            ..settings.clone()
+        };
+        assert!(report_task(ReportType::MachineInventory, &off, 100).is_none());
+        let bare = ReportSettings::default();
+        assert_eq!(
+            report_task(ReportType::SoftwareInventory, &bare, 0).and_then(|t| t.period_secs),
+            Some(DEFAULT_INTERVAL_SECS),
+            "present without Enabled or Interval: on, daily"
+        );
+    }
+
+    #[test]
+    fn filters_reach_the_collectors() {
+        let settings = ReportSettings {
+            file_filters: vec![FileFilterItem {
+                filter: "*.so".into(),
+                path: "/opt/app".into(),
+                recursive: Some(true),
+                ..FileFilterItem::default()
+            }],
+            ..ReportSettings::default()
+        };
+        let request = collect_request(ReportType::SoftwareInventory, Some(&settings), 1 << 20);
+        assert_eq!(request.report, ReportKind::Software);
+        assert_eq!(request.file_filters.len(), 1);
+        assert!(request.file_filters[0].recursive);
+        assert_eq!(request.file_filters[0].path, "/opt/app");
+    }
+}

@@ -1,0 +1,220 @@
+//! Tests: step 5 of the mission end to end — report settings from the poll
+//! response schedule report tasks, the collector plugins build the reports,
+//! the reporter delivers them, the reference server stores them.
+
+use dm_server::RunningServer;
+use dmagent::protocol::ReportType;
+use dmagent::store::TaskId;
+
+use crate::support::agent::{settings, TestAgent};
+use crate::support::server::{self, TestServer};
+
+/// The latest inventory of `kind` (`machine`, `software`) the server holds
+/// for `device`: when it arrived, and the document.
+fn latest(server: &RunningServer, device: &str, kind: &str) -> Option<(String, serde_json::Value)> {
+    server
+        .state()
+        .inventories(device)
+        .expect("inventories")
+        .into_iter()
+        .find(|r| r.kind == kind)
+        .map(|r| (r.received_at, r.document))
+}
+
+/// When the latest inventory of `kind` arrived.
+fn arrived(server: &RunningServer, device: &str, kind: &str) -> Option<String> {
+    latest(server, device, kind).map(|(at, _)| at)
+}
+
+fn start_agent(server: &TestServer, device: &str) -> TestAgent {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(dir.path(), &server.server.endpoint_url(), device);
+    TestAgent::start(dir, settings)
+}
+
+/// Replaces one `[section]` of the test catalog's `catalog.toml` and reloads.
+fn set_section(server: &TestServer, section: &str, body: &str) {
+    let path = server.catalog.path().join("catalog.toml");
+    let text = std::fs::read_to_string(&path).expect("read catalog");
+    let start = text.find(&format!("[{section}]")).expect("section present");
+    let end = text[start + 1..]
+        .find("\n[")
+        .map_or(text.len(), |i| start + 1 + i);
+    let text = format!("{}[{section}]\n{body}\n{}", &text[..start], &text[end..]);
+    std::fs::write(&path, text).expect("write catalog");
+    server.server.catalog().reload().expect("reload");
+}
+
+fn item_names(document: &serde_json::Value) -> Vec<String> {
+    document["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `MemTotal` of `/proc/meminfo`, in KB.
+fn mem_total_kb() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal")
+}
+
+#[test]
+fn machine_inventory_arrives_follows_its_interval_and_stops_when_disabled() {
+    // The sample catalog enables the machine inventory daily.
+    let server = server::start();
+    let agent = start_agent(&server, "DEV-MACHINE");
+    agent.wait_for("the first machine inventory", |_| {
+        arrived(&server.server, "DEV-MACHINE", "machine").is_some()
+    });
+    let (_, document) = latest(&server.server, "DEV-MACHINE", "machine").expect("inventory");
+    let names = item_names(&document);
+    for expected in [
+        "Device_System",
+        "Device_OS",
+        "Device_Memory",
+        "Device_FileSystem",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    // Values match the machine it ran on.
+    let memory = document["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["name"] == "Device_Memory"))
+        .expect("Device_Memory");
+    let total: u64 = memory["properties"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "Total"))
+        .and_then(|p| p["value"].as_str())
+        .and_then(|v| v.parse().ok())
+        .expect("Total");
+    assert_eq!(
+        total,
+        mem_total_kb(),
+        "Device_Memory/Total is MemTotal in KB"
+    );
+    let task = agent
+        .snapshot()
+        .tasks
+        .into_iter()
+        .find(|t| t.id == TaskId::report(ReportType::MachineInventory))
+        .expect("report task");
+    assert_eq!(task.period_secs, Some(86_400));
+
+    // A new interval (version 2) changes the cadence: hourly.
+    set_section(
+        &server,
+        "machine_inventory",
+        "version = \"2\"\nenabled = true\ninterval = \"0000-00-00 01:00:00\"",
+    );
+    agent.advance(301);
+    agent.wait_for("the hourly cadence", |s| {
+        s.tasks.iter().any(|t| {
+            t.id == TaskId::report(ReportType::MachineInventory) && t.period_secs == Some(3600)
+        })
+    });
+    // The first run follows the poll that changed the settings.
+    let first = arrived(&server.server, "DEV-MACHINE", "machine");
+    agent.wait_for("the report due with the new settings", |_| {
+        arrived(&server.server, "DEV-MACHINE", "machine") != first
+    });
+    agent.wait_for("the next occurrence to be scheduled", |s| {
+        s.tasks.iter().any(|t| {
+            t.id == TaskId::report(ReportType::MachineInventory)
+                && t.next_due_unix > agent.clock_now()
+        })
+    });
+    let second = arrived(&server.server, "DEV-MACHINE", "machine");
+    agent.advance(3601);
+    agent.wait_for("the next hourly report", |_| {
+        arrived(&server.server, "DEV-MACHINE", "machine") != second
+    });
+
+    // Disabled: the task goes, nothing more arrives.
+    set_section(
+        &server,
+        "machine_inventory",
+        "version = \"3\"\nenabled = false",
+    );
+    agent.advance(3601);
+    agent.wait_for("the report task to stop", |s| {
+        !s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::report(ReportType::MachineInventory))
+    });
+    let last = arrived(&server.server, "DEV-MACHINE", "machine");
+    agent.advance(2 * 86_400);
+    let now = agent.clock_now();
+    agent.wait_for("the next poll", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::poll() && t.next_due_unix > now)
+    });
+    assert_eq!(
+        arrived(&server.server, "DEV-MACHINE", "machine"),
+        last,
+        "nothing more after disabling"
+    );
+}
+
+#[test]
+fn software_inventory_of_a_tree_with_filters() {
+    let tree = tempfile::tempdir().expect("tree");
+    let root = tree.path();
+    std::fs::create_dir_all(root.join("lib/plugins")).expect("mkdir");
+    std::fs::write(root.join("lib/libone.so"), vec![1u8; 100]).expect("write");
+    std::fs::write(root.join("lib/readme.txt"), b"not a library").expect("write");
+    std::fs::write(root.join("lib/plugins/libtwo.so"), vec![2u8; 2500]).expect("write");
+
+    let server = server::start();
+    let filters = |recursive: bool| {
+        format!(
+            "version = \"{}\"\nenabled = true\ninterval = \"0000-00-01 00:00:00\"\n\
+             file_filters = [{{ filter = \"*.so\", path = \"{}\", recursive = {recursive} }}]",
+            if recursive { 1 } else { 2 },
+            root.join("lib").display()
+        )
+    };
+    set_section(&server, "software_inventory", &filters(true));
+    let agent = start_agent(&server, "DEV-SOFTWARE");
+    agent.wait_for("the software inventory", |_| {
+        arrived(&server.server, "DEV-SOFTWARE", "software").is_some()
+    });
+    let (first, document) = latest(&server.server, "DEV-SOFTWARE", "software").expect("inventory");
+    let text = document.to_string();
+    assert!(
+        text.contains("libone.so") && text.contains("libtwo.so"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("readme.txt"),
+        "the filter keeps *.so only: {text}"
+    );
+    assert!(
+        text.contains("\"size\":2500") && text.contains("\"size\":100"),
+        "sizes reported: {text}"
+    );
+
+    // Not recursive: the nested library is left out.
+    set_section(&server, "software_inventory", &filters(false));
+    agent.advance(301);
+    agent.wait_for("the non-recursive report", |_| {
+        arrived(&server.server, "DEV-SOFTWARE", "software").is_some_and(|at| at != first)
+    });
+    let text = latest(&server.server, "DEV-SOFTWARE", "software")
+        .expect("inventory")
+        .1
+        .to_string();
+    assert!(
+        text.contains("libone.so") && !text.contains("libtwo.so"),
+        "{text}"
+    );
+}
