@@ -70,6 +70,15 @@ enum Command {
         /// The package ID, as `dmagent status` shows it
         package_id: String,
     },
+    /// Print the report the collectors would send now, without sending it
+    Inventory {
+        /// Which report
+        #[arg(long, value_enum, default_value = "machine")]
+        kind: InventoryKind,
+        /// Print JSON instead of the XML document
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the configuration: list every error with its file and key
     CheckConfig {
         /// Also print the effective merged configuration
@@ -98,6 +107,17 @@ enum Command {
         #[arg(long)]
         describe: bool,
     },
+}
+
+/// `dmagent inventory --kind`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InventoryKind {
+    /// Software inventory (`FileReport`), with the server's file filters
+    Software,
+    /// Machine inventory (`Inventory`)
+    Machine,
+    /// File collection: the files that would be uploaded
+    Files,
 }
 
 /// Entry point of the binary.
@@ -164,6 +184,7 @@ pub fn main() -> ExitCode {
             }
             other => report_failure(other),
         },
+        Command::Inventory { kind, json } => inventory(&settings, kind, json),
         Command::Accept { package_id } => {
             match control_request(&settings, &Request::Accept { package_id }) {
                 Ok(Response::Done { message }) => {
@@ -297,10 +318,16 @@ fn control_request(settings: &Settings, request: &Request) -> Result<Response, C
         daemon_running: false,
         clock: std::sync::Arc::new(crate::clock::SystemClock),
     };
-    if *request == Request::Status && !database.exists() {
-        // Reading must not create the database as a side effect.
-        let report = control::StatusReport::empty(&context, context.clock.now_unix());
-        return Ok(Response::Status(Box::new(report)));
+    // Reading must not create the database as a side effect.
+    if !database.exists() {
+        match request {
+            Request::Status => {
+                let report = control::StatusReport::empty(&context, context.clock.now_unix());
+                return Ok(Response::Status(Box::new(report)));
+            }
+            Request::ServerValues => return Ok(Response::ServerValues(Box::default())),
+            Request::PollNow | Request::Accept { .. } => {}
+        }
     }
     // A daemon that is starting holds the database before its socket is up:
     // wait for it briefly rather than failing.
@@ -343,6 +370,87 @@ fn report_failure(outcome: Result<Response, CliError>) -> ExitCode {
         }
         Err(CliError::Other(message)) => {
             eprintln!("dmagent: {message}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Runs the collectors of one report kind here and prints the result.
+fn inventory(settings: &Settings, kind: InventoryKind, json: bool) -> ExitCode {
+    use crate::protocol::{Document, ReportType};
+    use dmagent_plugin_api::CollectResult;
+    let report = match kind {
+        InventoryKind::Software => ReportType::SoftwareInventory,
+        InventoryKind::Machine => ReportType::MachineInventory,
+        InventoryKind::Files => ReportType::FileCollection,
+    };
+    // The server's report settings (file filters), from the daemon or the database.
+    let values = match control_request(settings, &Request::ServerValues) {
+        Ok(Response::ServerValues(values)) => *values,
+        Ok(_) | Err(_) => crate::store::ServerValues::default(),
+    };
+    let request = crate::inventory::collect_request(
+        report,
+        crate::inventory::settings_of(&values, report),
+        crate::inventory::actor::MAX_COLLECTED_FILE_BYTES,
+    );
+    let host = crate::plugin_host::PluginHost::discover(settings);
+    let mut outputs = Vec::new();
+    for (plugin, result) in host.collect(crate::inventory::kind_of(report), &request) {
+        match result {
+            Ok(output) => outputs.push(output),
+            Err(failure) => eprintln!("dmagent: collector {plugin} failed: {failure}"),
+        }
+    }
+    if outputs.is_empty() {
+        eprintln!(
+            "dmagent: no {report} collector produced anything (plugin dir {})",
+            host.dir().display()
+        );
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let text = match report {
+        ReportType::SoftwareInventory => {
+            let doc = crate::plugin_host::file_report(&outputs);
+            if json {
+                serde_json::to_string_pretty(&doc)
+            } else {
+                Ok(doc.encode_string())
+            }
+        }
+        ReportType::MachineInventory => {
+            let doc = crate::plugin_host::machine_inventory(&outputs);
+            if json {
+                serde_json::to_string_pretty(&doc)
+            } else {
+                Ok(doc.encode_string())
+            }
+        }
+        ReportType::FileCollection => {
+            let files: Vec<_> = outputs
+                .iter()
+                .flat_map(|o| match o {
+                    CollectResult::Files { files } => files.clone(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            if json {
+                serde_json::to_string_pretty(&files)
+            } else {
+                Ok(files
+                    .iter()
+                    .map(|f| format!("{}\t{} bytes\n", f.path, f.size))
+                    .collect())
+            }
+        }
+    };
+    match text {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dmagent: {e}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -39,6 +39,8 @@ pub enum Request {
         /// The package ID.
         package_id: String,
     },
+    /// The values the server issued (report settings among them).
+    ServerValues,
 }
 
 /// A response line.
@@ -47,6 +49,8 @@ pub enum Request {
 pub enum Response {
     /// The answer to [`Request::Status`].
     Status(Box<StatusReport>),
+    /// The answer to [`Request::ServerValues`].
+    ServerValues(Box<crate::store::ServerValues>),
     /// The request was carried out; the text says what happened.
     Done {
         /// One line for the operator.

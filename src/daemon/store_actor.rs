@@ -97,6 +97,12 @@ pub fn execute(store: &Store, context: &ControlContext, request: &Request) -> Re
                 message: e.to_string(),
             },
         },
+        Request::ServerValues => match store.server_values() {
+            Ok(values) => Response::ServerValues(Box::new(values)),
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        },
         Request::Accept { package_id } => match accept(store, package_id, context.clock.now_unix())
         {
             Ok(message) => Response::Done { message },

@@ -207,3 +207,23 @@ fn daemon_answers_status_and_poll_now_then_stops_on_sigterm() {
         .as_array()
         .is_some_and(|t| t.iter().any(|t| t["id"] == "poll")));
 }
+
+#[test]
+fn inventory_prints_what_would_be_sent_without_sending_it() {
+    let sandbox = Sandbox::new();
+    crate::support::plugins::install_first_party(&sandbox.state_dir().join("plugins"));
+    let out = sandbox.run(&["inventory", "--kind", "machine"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let xml = text(&out.stdout);
+    assert!(
+        xml.contains("<Inventory") && xml.contains("Device_System") && xml.contains("Device_OS"),
+        "{xml}"
+    );
+    let out = sandbox.run(&["inventory", "--kind", "machine", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(json["items"].as_array().is_some_and(|i| !i.is_empty()));
+    // Without a poll there are no file filters: an empty software inventory.
+    let out = sandbox.run(&["inventory", "--kind", "software"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("FileReport"));
+}
