@@ -103,7 +103,7 @@ fn run() -> Result<()> {
             .map_err(|e| format!("starting dmagent: {e}"))?,
     );
 
-    let outcome = watch(&agent);
+    let outcome = watch(&agent, &server);
     let summary = agent.status_json();
     let text = agent.status_text();
     daemon.stop();
@@ -122,7 +122,7 @@ fn run() -> Result<()> {
 }
 
 /// Follows the agent until the expected end state, printing progress.
-fn watch(agent: &Agent) -> Result<()> {
+fn watch(agent: &Agent, server: &dm_server::RunningServer) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     let mut accepted = false;
@@ -165,7 +165,11 @@ fn watch(agent: &Agent) -> Result<()> {
             .iter()
             .all(|id| state(id) == "installed")
             && state("DEMO-DOCKED") == "pending"
-            && status["outbox"].as_array().is_some_and(Vec::is_empty);
+            && status["outbox"].as_array().is_some_and(Vec::is_empty)
+            && server
+                .state()
+                .inventories(DEVICE)
+                .is_ok_and(|inventories| inventories.iter().any(|i| i.kind == "machine"));
         if done {
             return Ok(());
         }
@@ -194,6 +198,25 @@ fn print_server_view(server: &dm_server::RunningServer) -> Result<()> {
             _ => "other",
         };
         println!("   {:<15} {:<8} {meaning}", s.package_id, s.message_id);
+    }
+    for inventory in server
+        .state()
+        .inventories(DEVICE)
+        .map_err(|e| e.to_string())?
+    {
+        let items: Vec<String> = inventory.document["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["name"].as_str().map(str::to_owned))
+            .collect();
+        println!(
+            "   {} inventory received at {}: {} items ({})",
+            inventory.kind,
+            inventory.received_at,
+            items.len(),
+            items.join(", ")
+        );
     }
     Ok(())
 }
