@@ -115,6 +115,7 @@ fn machine_inventory_arrives_follows_its_interval_and_stops_when_disabled() {
         "machine_inventory",
         "version = \"2\"\nenabled = true\ninterval = \"0000-00-00 01:00:00\"",
     );
+    let first = arrived(&server.server, "DEV-MACHINE", "machine");
     agent.advance(301);
     agent.wait_for("the hourly cadence", |s| {
         s.tasks.iter().any(|t| {
@@ -122,7 +123,6 @@ fn machine_inventory_arrives_follows_its_interval_and_stops_when_disabled() {
         })
     });
     // The first run follows the poll that changed the settings.
-    let first = arrived(&server.server, "DEV-MACHINE", "machine");
     agent.wait_for("the report due with the new settings", |_| {
         arrived(&server.server, "DEV-MACHINE", "machine") != first
     });
@@ -216,5 +216,109 @@ fn software_inventory_of_a_tree_with_filters() {
     assert!(
         text.contains("libone.so") && !text.contains("libtwo.so"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_collector_that_panics_or_hangs_does_not_stop_the_others() {
+    let server = server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings(
+        dir.path(),
+        &server.server.endpoint_url(),
+        "DEV-BADCOLLECTOR",
+    );
+    settings.plugins.call_timeout = std::time::Duration::from_secs(2);
+    let agent = TestAgent::start_with_fixtures(
+        dir,
+        settings,
+        &[
+            "dmagent-fixture-panic-collector",
+            "dmagent-fixture-hang-collector",
+        ],
+    );
+    agent.wait_for("the machine inventory", |_| {
+        arrived(&server.server, "DEV-BADCOLLECTOR", "machine").is_some()
+    });
+    let (_, document) = latest(&server.server, "DEV-BADCOLLECTOR", "machine").expect("inventory");
+    let names = item_names(&document);
+    assert!(
+        names.iter().any(|n| n == "Device_System"),
+        "the good collector's items: {names:?}"
+    );
+}
+
+#[test]
+fn file_collection_streams_a_200_mib_file_with_flat_memory() {
+    use crate::support::daemon::DaemonSetup;
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+
+    const SIZE: usize = 200 << 20;
+    let source_dir = tempfile::tempdir().expect("tempdir");
+    let source = source_dir.path().join("capture.bin");
+    let mut hasher = Sha256::new();
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).expect("create"));
+        let block = crate::support::server::pattern(1 << 20);
+        for i in 0..SIZE / block.len() {
+            let mut chunk = block.clone();
+            chunk[0] = i as u8;
+            hasher.update(&chunk);
+            file.write_all(&chunk).expect("write");
+        }
+    }
+    let expected: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    let server = server::start_with(|c| c.max_file_body = 1 << 30);
+    let setup = DaemonSetup::new(&server.server.endpoint_url(), "DEV-FILES");
+    let daemon = setup.start();
+    setup.wait_for("the first cycle", |s| {
+        s["packages"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["id"] == "BIG" && p["state"] == "installed")
+        }) && s["outbox"].as_array().is_some_and(Vec::is_empty)
+    });
+    let baseline = daemon.peak_rss_kib();
+
+    set_section(
+        &server,
+        "file_collection",
+        &format!(
+            "version = \"2\"\nenabled = true\ninterval = \"0000-00-01 00:00:00\"\n\
+             file_filters = [{{ filter = \"*.bin\", path = \"{}\" }}]",
+            source_dir.path().display()
+        ),
+    );
+    let poll = std::process::Command::new(env!("CARGO_BIN_EXE_dmagent"))
+        .args(["--no-system-config", "--config"])
+        .arg(&setup.config)
+        .arg("poll-now")
+        .output()
+        .expect("poll-now");
+    assert!(poll.status.success());
+    setup.wait_for("the upload", |_| {
+        server
+            .server
+            .state()
+            .files("DEV-FILES")
+            .is_ok_and(|f| !f.is_empty())
+    });
+    let stored = server
+        .server
+        .state()
+        .files("DEV-FILES")
+        .expect("files")
+        .remove(0);
+    assert_eq!(stored.size, SIZE as u64);
+    assert_eq!(stored.sha256, expected, "arrived intact");
+    let peak = daemon.peak_rss_kib();
+    assert!(
+        peak < baseline + 16 * 1024,
+        "streamed, not buffered: peak {peak} KiB after the upload, {baseline} KiB before"
     );
 }

@@ -53,7 +53,20 @@ pub fn settings(dir: &Path, server_url: &str, device_id: &str) -> Settings {
 impl TestAgent {
     /// Starts an agent with `settings` (from [`settings`]) and a clock at [`EPOCH`].
     pub fn start(dir: tempfile::TempDir, settings: Settings) -> TestAgent {
+        Self::start_with_fixtures(dir, settings, &[])
+    }
+
+    /// As [`start`](Self::start), with misbehaving fixture plugins installed
+    /// next to the first-party ones.
+    pub fn start_with_fixtures(
+        dir: tempfile::TempDir,
+        settings: Settings,
+        fixtures: &[&str],
+    ) -> TestAgent {
         install_first_party(&settings.paths.plugin_dir);
+        for fixture in fixtures {
+            super::plugins::install_fixture(&settings.paths.plugin_dir, fixture);
+        }
         let store = Arc::new(Store::open(settings.database_path()).expect("open store"));
         let clock = ManualClock::new(EPOCH);
         let plugins =

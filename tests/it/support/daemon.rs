@@ -117,6 +117,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `VmHWM` (peak resident memory) of the daemon, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM")
+    }
+
     /// SIGKILL, and reap it.
     pub fn kill_9(mut self) {
         self.child.kill().expect("SIGKILL");

@@ -24,6 +24,8 @@ pub const PLUGINS: &[(&str, &str)] = &[
     ("dmagent-fixture-missing-symbol", "missing_symbol.so"),
     ("dmagent-fixture-bad-utf8", "bad_utf8.so"),
     ("dmagent-fixture-oversized", "oversized.so"),
+    ("dmagent-fixture-panic-collector", "panic_collector.so"),
+    ("dmagent-fixture-hang-collector", "hang_collector.so"),
 ];
 
 /// The profile directory the test binary was built into (`target/debug`).
@@ -77,4 +79,17 @@ pub fn install_first_party(dir: &Path) {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
             .expect("chmod plugin");
     }
+}
+
+/// Copies one fixture plugin into an installed plugin directory (mode 0644).
+pub fn install_fixture(dir: &Path, krate: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let (_, name) = PLUGINS
+        .iter()
+        .find(|(k, _)| *k == krate)
+        .expect("known fixture");
+    let target = dir.join(name);
+    std::fs::copy(library_of(krate), &target).expect("copy fixture");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+        .expect("chmod fixture");
 }
