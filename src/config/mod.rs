@@ -43,8 +43,8 @@ pub use links::{glob_match, LinkAssume, LinkClass};
 pub use schema::known_keys;
 pub use settings::{
     DownloadSettings, IdentitySettings, IdentitySource, LinkSettings, LogFormat, LogSettings,
-    PathSettings, PluginSettings, PollSettings, RetrySettings, ServerSettings, Settings,
-    Sha256AllowList, TlsSettings,
+    OutboxSettings, PathSettings, PluginSettings, PollSettings, RetrySettings, ServerSettings,
+    Settings, Sha256AllowList, TlsSettings,
 };
 pub use sources::{
     Sources, BUILT_IN_DEFAULTS, BUILT_IN_LABEL, DEFAULT_IMAGE_DIR, DEFAULT_SITE_DIR,

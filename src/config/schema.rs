@@ -417,6 +417,16 @@ pub(crate) static SCHEMA: &[(&str, Node)] = &[
         ]),
     ),
     (
+        "outbox",
+        Node::Table(&[(
+            "max_items",
+            Node::Leaf(|s, v| {
+                s.outbox.max_items = integer(v, 1, MAX_INT)?;
+                Ok(())
+            }),
+        )]),
+    ),
+    (
         "plugins",
         Node::Table(&[
             (

@@ -35,6 +35,8 @@ pub struct Settings {
     pub links: LinkSettings,
     /// `[download]`: the image's own limits on package downloads.
     pub download: DownloadSettings,
+    /// `[outbox]`: how much undelivered work the agent keeps.
+    pub outbox: OutboxSettings,
     /// `[log]`: diagnostics.
     pub log: LogSettings,
     /// `[plugins]`: which plugin files are trusted and how they are run.
@@ -249,6 +251,23 @@ pub struct DownloadSettings {
     pub require_hash: bool,
 }
 
+/// `[outbox]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxSettings {
+    /// Most items kept undelivered. At the cap, a new inventory report or
+    /// collected file first drops the oldest queued one; status messages are
+    /// never dropped (they may take the outbox past the cap). Default 1000:
+    /// a device offline for weeks keeps every status message and its recent
+    /// reports without filling its disk.
+    pub max_items: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings { max_items: 1000 }
+    }
+}
+
 /// `[plugins]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginSettings {
@@ -446,6 +465,10 @@ impl Settings {
             Value::Boolean(self.download.require_hash),
         );
         root.insert("download".into(), Value::Table(download));
+
+        let mut outbox = Table::new();
+        outbox.insert("max_items".into(), int(self.outbox.max_items));
+        root.insert("outbox".into(), Value::Table(outbox));
 
         let mut log = Table::new();
         log.insert(

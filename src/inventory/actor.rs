@@ -87,16 +87,25 @@ impl Handler<RunReport> for InventoryActor {
 pub async fn collect(context: &Arc<AgentContext>, report: ReportType) -> Result<usize, AgentError> {
     let bodies = build(context, report).await?;
     let count = bodies.len();
-    context
+    let cap = context.settings.outbox.max_items;
+    let dropped = context
         .db(move |s| {
             s.write(|tx| {
+                let mut dropped = Vec::new();
                 for body in bodies {
-                    tx.enqueue(body)?;
+                    dropped.extend(super::enqueue_within_cap(tx, body, cap)?);
                 }
-                Ok(())
+                Ok(dropped)
             })
         })
         .await?;
+    if !dropped.is_empty() {
+        tracing::warn!(
+            count = dropped.len(),
+            cap,
+            "outbox full: the oldest queued reports were dropped"
+        );
+    }
     Ok(count)
 }
 

@@ -13,7 +13,7 @@ pub mod actor;
 use dmagent_plugin_api::{CollectRequest, FileFilter, ReportKind, PAYLOAD_VERSION};
 
 use crate::protocol::{ReportSettings, ReportType};
-use crate::store::{ServerValues, TaskRecord};
+use crate::store::{OutboxBody, ServerValues, StoreError, TaskRecord, WriteTx};
 
 /// Cadence of an enabled report whose settings carry no `Interval`.
 pub const DEFAULT_INTERVAL_SECS: u64 = 86_400;
@@ -76,6 +76,32 @@ pub fn collect_request(
     }
 }
 
+/// Queues a report (or a collected file) within the outbox cap: while the
+/// outbox holds `cap` items or more, the oldest queued report or file is
+/// dropped first. Status messages are never dropped; when only they fill the
+/// outbox, the new report still goes in. Returns the sequence numbers dropped.
+pub fn enqueue_within_cap(
+    tx: &mut WriteTx<'_>,
+    body: OutboxBody,
+    cap: u64,
+) -> Result<Vec<u64>, StoreError> {
+    let mut dropped = Vec::new();
+    let mut items = tx.outbox(usize::MAX)?;
+    while items.len() as u64 >= cap {
+        let Some(at) = items
+            .iter()
+            .position(|i| !matches!(i.body, OutboxBody::Status(_)))
+        else {
+            break;
+        };
+        let oldest = items.remove(at);
+        tx.dequeue(&[oldest.seq])?;
+        dropped.push(oldest.seq);
+    }
+    tx.enqueue(body)?;
+    Ok(dropped)
+}
+
 /// The plugin-side name of a report type.
 pub fn kind_of(report: ReportType) -> ReportKind {
     match report {
@@ -90,7 +116,65 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::protocol::FileFilterItem;
+    use crate::protocol::{CivilTime, FileFilterItem, MessageId};
+    use crate::store::Store;
+
+    #[test]
+    fn at_the_cap_the_oldest_report_goes_first_and_status_messages_never() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("db.redb")).expect("store");
+        let report = |n: u8| OutboxBody::Report {
+            report_type: ReportType::MachineInventory,
+            xml: vec![n],
+        };
+        let status = || {
+            let at = CivilTime::from_unix(0).expect("time");
+            OutboxBody::Status(crate::reporter::status_message(
+                "P",
+                MessageId::DOWNLOAD_STARTED,
+                at,
+                &[],
+            ))
+        };
+        store
+            .write(|tx| {
+                tx.enqueue(status())?;
+                tx.enqueue(report(1))?;
+                tx.enqueue(status())?;
+                tx.enqueue(report(2))?;
+                Ok(())
+            })
+            .expect("fill");
+        let dropped = store
+            .write(|tx| enqueue_within_cap(tx, report(3), 4))
+            .expect("enqueue");
+        assert_eq!(dropped, [2], "the oldest report (seq 2) made room");
+        let bodies: Vec<OutboxBody> = store
+            .outbox(10)
+            .expect("outbox")
+            .into_iter()
+            .map(|i| i.body)
+            .collect();
+        assert_eq!(
+            bodies
+                .iter()
+                .filter(|b| matches!(b, OutboxBody::Status(_)))
+                .count(),
+            2
+        );
+        assert_eq!(bodies[3], report(3));
+        // Only status messages left to drop: none goes, the report is added.
+        let status_only = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(status_only.path().join("db.redb")).expect("store");
+        store
+            .write(|tx| tx.enqueue(status()).map(drop))
+            .expect("status");
+        let dropped = store
+            .write(|tx| enqueue_within_cap(tx, report(9), 1))
+            .expect("enqueue");
+        assert!(dropped.is_empty());
+        assert_eq!(store.outbox_len().expect("len"), 2);
+    }
 
     #[test]
     fn enabled_reports_get_a_task_due_now_at_their_interval() {
