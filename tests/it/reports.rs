@@ -54,6 +54,32 @@ fn item_names(document: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The properties of every item named `name`, as name → value maps.
+fn item_properties(
+    document: &serde_json::Value,
+    name: &str,
+) -> Vec<std::collections::BTreeMap<String, String>> {
+    document["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["name"] == name)
+        .map(|i| {
+            i["properties"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some((
+                        p["name"].as_str()?.to_owned(),
+                        p["value"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// `MemTotal` of `/proc/meminfo`, in KB.
 fn mem_total_kb() -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
@@ -101,6 +127,44 @@ fn machine_inventory_arrives_follows_its_interval_and_stops_when_disabled() {
         mem_total_kb(),
         "Device_Memory/Total is MemTotal in KB"
     );
+    // One Device_FileSystem per volume, sized as statvfs says (`df -k`).
+    let volumes = item_properties(&document, "Device_FileSystem");
+    assert!(!volumes.is_empty());
+    for volume in &volumes {
+        let name = volume.get("Name").expect("Name");
+        let size: u64 = volume
+            .get("Size")
+            .and_then(|v| v.parse().ok())
+            .expect("Size");
+        let df = std::process::Command::new("df")
+            .args(["-k", "--output=size"])
+            .arg(name)
+            .output()
+            .expect("df");
+        let df_size: u64 = String::from_utf8_lossy(&df.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("df of {name}: {df:?}"));
+        assert_eq!(
+            size, df_size,
+            "Device_FileSystem {name}: Size in KB as statvfs reports it"
+        );
+    }
+    // Device_Network for each interface that is up (when the machine has one).
+    let up = std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten().filter(|e| e.file_name() != "lo").any(|e| {
+                std::fs::read_to_string(e.path().join("operstate")).is_ok_and(|s| s.trim() == "up")
+            })
+        })
+        .unwrap_or(false);
+    if up {
+        assert!(
+            names.iter().any(|n| n == "Device_Network"),
+            "an interface is up: {names:?}"
+        );
+    }
     let task = agent
         .snapshot()
         .tasks
@@ -138,13 +202,20 @@ fn machine_inventory_arrives_follows_its_interval_and_stops_when_disabled() {
         arrived(&server.server, "DEV-MACHINE", "machine") != second
     });
 
-    // Disabled: the task goes, nothing more arrives.
+    // Disabled (the poll comes before the next hourly report is due): the
+    // task goes, nothing more arrives.
+    let now = agent.clock_now();
+    agent.wait_for("the next hourly occurrence to be scheduled", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::report(ReportType::MachineInventory) && t.next_due_unix > now)
+    });
     set_section(
         &server,
         "machine_inventory",
         "version = \"3\"\nenabled = false",
     );
-    agent.advance(3601);
+    agent.advance(301);
     agent.wait_for("the report task to stop", |s| {
         !s.tasks
             .iter()
@@ -317,6 +388,9 @@ fn file_collection_streams_a_200_mib_file_with_flat_memory() {
     assert_eq!(stored.size, SIZE as u64);
     assert_eq!(stored.sha256, expected, "arrived intact");
     let peak = daemon.peak_rss_kib();
+    eprintln!(
+        "file collection of {SIZE} bytes: agent peak RSS {baseline} KiB before, {peak} KiB after"
+    );
     assert!(
         peak < baseline + 16 * 1024,
         "streamed, not buffered: peak {peak} KiB after the upload, {baseline} KiB before"
