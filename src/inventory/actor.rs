@@ -65,10 +65,14 @@ impl Handler<RunReport> for InventoryActor {
         actix_rt::spawn(async move {
             let attempt = match &run.task.kind {
                 TaskKind::Report { report } => match collect(&context, *report).await {
-                    Ok(queued) => {
+                    Ok((queued, failures)) => {
                         tracing::info!(report = %report, queued, "report queued");
                         let _ = reporter.try_send(Flush);
-                        Attempt::Succeeded
+                        if failures.is_empty() {
+                            Attempt::Succeeded
+                        } else {
+                            Attempt::Partial(format!("collectors failed: {}", failures.join("; ")))
+                        }
                     }
                     Err(e) => e.attempt(),
                 },
@@ -83,9 +87,12 @@ impl Handler<RunReport> for InventoryActor {
 }
 
 /// Runs the collectors of `report` and queues what they produced; returns the
-/// number of outbox items queued.
-pub async fn collect(context: &Arc<AgentContext>, report: ReportType) -> Result<usize, AgentError> {
-    let bodies = build(context, report).await?;
+/// number of outbox items queued and the collectors that failed.
+pub async fn collect(
+    context: &Arc<AgentContext>,
+    report: ReportType,
+) -> Result<(usize, Vec<String>), AgentError> {
+    let (bodies, failures) = build(context, report).await?;
     let count = bodies.len();
     let cap = context.settings.outbox.max_items;
     let dropped = context
@@ -106,15 +113,15 @@ pub async fn collect(context: &Arc<AgentContext>, report: ReportType) -> Result<
             "outbox full: the oldest queued reports were dropped"
         );
     }
-    Ok(count)
+    Ok((count, failures))
 }
 
 /// The outbox items one run of `report` produces (nothing queued yet): one
-/// XML report, or one upload per collected file.
+/// XML report, or one upload per collected file; and the failed collectors.
 pub async fn build(
     context: &Arc<AgentContext>,
     report: ReportType,
-) -> Result<Vec<OutboxBody>, AgentError> {
+) -> Result<(Vec<OutboxBody>, Vec<String>), AgentError> {
     let values = context.db(|s| s.server_values()).await?;
     let request = collect_request(
         report,
@@ -144,7 +151,7 @@ pub async fn build(
         };
         return Err(AgentError::Protocol(format!("{report} report: {why}")));
     }
-    Ok(match report {
+    let bodies = match report {
         ReportType::SoftwareInventory => vec![OutboxBody::Report {
             report_type: report,
             xml: crate::plugin_host::file_report(&outputs).encode(),
@@ -161,5 +168,6 @@ pub async fn build(
             })
             .map(|f| OutboxBody::CollectedFile { path: f.path })
             .collect(),
-    })
+    };
+    Ok((bodies, failures))
 }

@@ -121,30 +121,46 @@ impl Handler<Flush> for ReporterActor {
         }
         self.flushing = true;
         let context = self.context.clone();
-        ctx.spawn(drain(context).into_actor(self).map(|result, actor, ctx| {
-            actor.flushing = false;
-            match result {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::debug!(delivered = n, "outbox delivered");
-                    let _ = actor.scheduler.try_send(Reached(true));
-                }
-                Err(e) => {
-                    let attempt = e.attempt();
-                    let reached = !matches!(attempt, Attempt::Unreachable(_));
-                    let _ = actor.scheduler.try_send(Reached(reached));
-                    tracing::warn!("outbox delivery failed, kept for later: {e}");
-                    let secs = actor.context.settings.retry.interval.as_secs().max(1);
-                    actor.retry = Some(ctx.run_later(Duration::from_secs(secs), |actor, ctx| {
-                        actor.retry = None;
+        let work = async move {
+            let result = drain(context.clone()).await;
+            // Retries follow the failure-recovery settings in force.
+            let retry_secs = match &result {
+                Ok(_) => 0,
+                Err(_) => match context.db(|s| s.server_values()).await {
+                    Ok(values) => context.retry_policy(&values).interval_secs,
+                    Err(_) => context.settings.retry.interval.as_secs(),
+                },
+            };
+            (result, retry_secs)
+        };
+        ctx.spawn(
+            work.into_actor(self)
+                .map(|(result, retry_secs), actor, ctx| {
+                    actor.flushing = false;
+                    match result {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::debug!(delivered = n, "outbox delivered");
+                            let _ = actor.scheduler.try_send(Reached(true));
+                        }
+                        Err(e) => {
+                            let attempt = e.attempt();
+                            let reached = !matches!(attempt, Attempt::Unreachable(_));
+                            let _ = actor.scheduler.try_send(Reached(reached));
+                            tracing::warn!("outbox delivery failed, kept for later: {e}");
+                            let secs = retry_secs.max(1);
+                            actor.retry =
+                                Some(ctx.run_later(Duration::from_secs(secs), |actor, ctx| {
+                                    actor.retry = None;
+                                    ctx.notify(Flush);
+                                }));
+                            return;
+                        }
+                    }
+                    if std::mem::take(&mut actor.again) {
                         ctx.notify(Flush);
-                    }));
-                    return;
-                }
-            }
-            if std::mem::take(&mut actor.again) {
-                ctx.notify(Flush);
-            }
-        }));
+                    }
+                }),
+        );
     }
 }

@@ -284,12 +284,17 @@ impl Handler<TaskFinished> for SchedulerActor {
                     self.set_reach(Reachability::UnreachableSince(now));
                 }
             }
-            Attempt::Succeeded | Attempt::Retryable(_) | Attempt::Terminal(_) => {
+            Attempt::Succeeded
+            | Attempt::Partial(_)
+            | Attempt::Retryable(_)
+            | Attempt::Terminal(_) => {
                 self.set_reach(Reachability::Reachable);
             }
         }
-        if let Attempt::Retryable(e) | Attempt::Terminal(e) | Attempt::Unreachable(e) =
-            &finished.attempt
+        if let Attempt::Retryable(e)
+        | Attempt::Terminal(e)
+        | Attempt::Unreachable(e)
+        | Attempt::Partial(e) = &finished.attempt
         {
             tracing::warn!(task = %finished.id, "attempt failed: {e}");
         }

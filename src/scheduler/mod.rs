@@ -210,6 +210,10 @@ pub fn explain(
 pub enum Attempt {
     /// The occurrence completed.
     Succeeded,
+    /// The occurrence completed, but part of it failed (a report whose other
+    /// collectors still delivered): counted as a success, the problem kept
+    /// for `dmagent status`.
+    Partial(String),
     /// It failed in a way a later attempt may fix (network, 5xx, digest mismatch).
     Retryable(String),
     /// It failed in a way retrying cannot fix (4xx, malformed answer, refused path).
@@ -234,10 +238,13 @@ pub enum Next {
 pub fn after_attempt(task: &TaskRecord, attempt: Attempt, now: u64, policy: RetryPolicy) -> Next {
     let mut next = task.clone();
     match attempt {
-        Attempt::Succeeded => match task.period_secs {
+        Attempt::Succeeded | Attempt::Partial(_) => match task.period_secs {
             Some(period) => {
                 next.attempts = 0;
-                next.last_error = None;
+                next.last_error = match attempt {
+                    Attempt::Partial(problem) => Some(problem),
+                    _ => None,
+                };
                 next.next_due_unix = next_occurrence(task.next_due_unix, period, now);
                 Next::Reschedule(next)
             }

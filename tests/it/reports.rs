@@ -80,6 +80,20 @@ fn item_properties(
         .collect()
 }
 
+/// The `File` entry named `name` anywhere in a `FileReport` document.
+fn find_file<'a>(value: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.get("name").and_then(|n| n.as_str()) == Some(name) && map.contains_key("size") {
+                return Some(value);
+            }
+            map.values().find_map(|v| find_file(v, name))
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_file(v, name)),
+        _ => None,
+    }
+}
+
 /// `MemTotal` of `/proc/meminfo`, in KB.
 fn mem_total_kb() -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
@@ -274,6 +288,19 @@ fn software_inventory_of_a_tree_with_filters() {
         "sizes reported: {text}"
     );
 
+    // Times as the file system has them (UTC).
+    let mtime = std::fs::metadata(root.join("lib/libone.so"))
+        .and_then(|m| m.modified())
+        .expect("mtime")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let expected =
+        serde_json::to_value(dmagent::protocol::CivilTime::from_unix(mtime as i64).expect("time"))
+            .expect("json");
+    let entry = find_file(&document, "libone.so").expect("libone.so in the report");
+    assert_eq!(entry["last_modified"], expected, "{entry}");
+
     // Not recursive: the nested library is left out.
     set_section(&server, "software_inventory", &filters(false));
     agent.advance(301);
@@ -316,6 +343,22 @@ fn a_collector_that_panics_or_hangs_does_not_stop_the_others() {
     assert!(
         names.iter().any(|n| n == "Device_System"),
         "the good collector's items: {names:?}"
+    );
+    // The failures show in `dmagent status` (the report task's last error).
+    let snapshot = agent.wait_for("the collector failures to be recorded", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::report(ReportType::MachineInventory) && t.last_error.is_some())
+    });
+    let task = snapshot
+        .tasks
+        .iter()
+        .find(|t| t.id == TaskId::report(ReportType::MachineInventory))
+        .expect("task");
+    let error = task.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("panic-collector") && error.contains("hang-collector"),
+        "{error}"
     );
 }
 
