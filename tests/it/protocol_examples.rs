@@ -14,7 +14,7 @@ use dmagent::protocol::{
 };
 
 /// Part A §7.1.
-const DEVICE_POLL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+pub(crate) const DEVICE_POLL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <DevicePoll xmlns="http://www.microsoft.com/DeviceManagement.xsd">
   <ManagementSystem>
     <Name>RustDM</Name>

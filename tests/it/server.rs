@@ -10,33 +10,8 @@ use crate::support::server::*;
 
 const NS: &str = "http://www.microsoft.com/DeviceManagement.xsd";
 
-/// Part A §7.1, verbatim.
-const SPEC_POLL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<DevicePoll xmlns="http://www.microsoft.com/DeviceManagement.xsd">
-  <ManagementSystem>
-    <Name>RustDM</Name>
-    <Version>1.0</Version>
-  </ManagementSystem>
-  <Identification>
-    <ID>6F1C2B0A-93D4-4E5B-8C21-7A0B3C9D1E42</ID>
-    <DeviceName>KIOSK-017</DeviceName>
-    <UserName>operator</UserName>
-    <Domain>PLANT1</Domain>
-    <Platform>Linux</Platform>
-    <Processor>ARM</Processor>
-    <codePage>65001</codePage>
-    <SystemDefaultLCID>1033</SystemDefaultLCID>
-    <NetworkAdapter>
-      <IPAddress>10.20.30.41</IPAddress>
-      <IPSubnet>255.255.255.0</IPSubnet>
-      <MAC>00:1A:2B:3C:4D:5E</MAC>
-    </NetworkAdapter>
-  </Identification>
-  <Connection>
-    <AuthorizationToken>5b0f6d3e-1c2a-4e7f-9a31-0d9c8b7a6e15</AuthorizationToken>
-    <Timestamp></Timestamp>
-  </Connection>
-</DevicePoll>"#;
+/// Part A §7.1, verbatim (shared with the codec tests).
+use crate::protocol_examples::DEVICE_POLL as SPEC_POLL;
 const SPEC_ID: &str = "6F1C2B0A-93D4-4E5B-8C21-7A0B3C9D1E42";
 
 fn spec_headers(action: &'static str) -> Vec<(&'static str, &'static str)> {
