@@ -132,7 +132,8 @@ impl Event {
             .or_else(|| instructions.local_destination.clone());
         let root = self.context.settings.paths.download_root.clone();
         let dest_id = package.id.clone();
-        let dest_dir = match self
+        let previous = package.downloaded_file.clone();
+        let (dest_dir, kept_file) = match self
             .context
             .blocking(move || {
                 std::fs::create_dir_all(&root)
@@ -141,19 +142,17 @@ impl Event {
                     .map_err(|e| AgentError::Download(e.to_string()))?;
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| AgentError::Download(format!("{}: {e}", dir.display())))?;
-                Ok(dir)
+                // The verified file of an earlier occurrence, if it is still there.
+                let kept = previous.filter(|f| Path::new(f).is_file());
+                Ok((dir, kept))
             })
             .await
         {
-            Ok(dir) => dir,
+            Ok(found) => found,
             Err(e) => return self.fail_download(&package, &e.to_string(), false).await,
         };
 
         let exec_only = recurrence.is_some_and(|r| r.behavior == RecurrenceBehavior::ExecuteOnly);
-        let kept_file = package
-            .downloaded_file
-            .clone()
-            .filter(|f| Path::new(f).is_file());
         let file = if instructions.source_files == Some(false) {
             None
         } else if exec_only && kept_file.is_some() {

@@ -159,12 +159,17 @@ impl Transport {
         headers: &DeviceHeaders,
         path: &std::path::Path,
     ) -> Result<Exchange, TransportError> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| TransportError::File(format!("{}: {e}", path.display())))?;
-        let length = file
-            .metadata()
-            .map_err(|e| TransportError::File(format!("{}: {e}", path.display())))?
-            .len();
+        // Opening and sizing the file are disk work too: off the async thread.
+        let to_open = path.to_path_buf();
+        let opened = actix_rt::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&to_open)?;
+            let length = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, length))
+        })
+        .await
+        .map_err(|e| TransportError::File(format!("{}: {e}", path.display())))?;
+        let (file, length) =
+            opened.map_err(|e| TransportError::File(format!("{}: {e}", path.display())))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
         actix_rt::task::spawn_blocking(move || {
             use std::io::Read;
