@@ -10,6 +10,7 @@
 # OUT_DIR: target/check-views). Needs curl and chromium (Debian packages).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/lib/dm-server.sh"
 out="${1:-$root/target/check-views}"
 mkdir -p "$out"
 for tool in curl chromium; do
@@ -23,15 +24,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-"$root/target/debug/dm-server" --catalog "$root/config/sample-catalog" --state "$work/state" \
-    --listen 127.0.0.1:0 >"$work/stdout" 2>"$work/stderr" &
-pid=$!
-for _ in $(seq 50); do
-    grep -q '^listening on ' "$work/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-url="$(head -1 "$work/stdout" | sed 's/^listening on //')"
-[ -n "$url" ] || { echo "check-views: the server did not start" >&2; cat "$work/stderr" >&2; exit 1; }
+start_dm_server check-views "$root/config/sample-catalog" 50
 ep="$url/devicemgmt/server.aspx"
 dev="6F1C2B0A-93D4-4E5B-8C21-7A0B3C9D1E42"
 hdr=(-H "X-Device-UUID: $dev" -H "X-Device-client-version: 1.0" -H "Content-Type: text/xml; charset=utf-8")

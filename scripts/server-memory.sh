@@ -9,6 +9,7 @@
 # download, every 0.5 s during it, and after it. Needs curl.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/scripts/lib/dm-server.sh"
 size="${1:-1G}"
 command -v curl >/dev/null || { echo "server-memory: curl is not installed" >&2; exit 1; }
 cargo build -q -p dm-server --manifest-path "$root/Cargo.toml"
@@ -32,15 +33,7 @@ packages = ["HUGE"]
 TOML
 mem() { awk '/^VmRSS|^VmHWM/ {printf "%s %s %s  ", $1, $2, $3}' "/proc/$pid/status"; echo; }
 start=$(date +%s%N)
-"$root/target/debug/dm-server" --catalog "$work/catalog" --state "$work/state" \
-    --listen 127.0.0.1:0 >"$work/stdout" 2>"$work/stderr" &
-pid=$!
-for _ in $(seq 600); do
-    grep -q '^listening on ' "$work/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-url="$(head -1 "$work/stdout" | sed 's/^listening on //')"
-[ -n "$url" ] || { echo "server-memory: the server did not start" >&2; cat "$work/stderr" >&2; exit 1; }
+start_dm_server server-memory "$work/catalog" 600
 echo "catalog loaded (SHA-256 of $size computed) in $(( ($(date +%s%N) - start) / 1000000 )) ms"
 echo -n "before:  "; mem
 curl -sS -o /dev/null -w 'curl: %{http_code} %{size_download} bytes in %{time_total} s\n' \

@@ -543,12 +543,17 @@ impl XmlOut {
         }
     }
 
-    /// `<name attrs>` on its own line; children follow.
-    pub(crate) fn open(&mut self, name: &str, attrs: &[Attr<'_>]) {
+    /// Indentation, `<name` and the attributes: the common start of every tag.
+    fn start_tag(&mut self, name: &str, attrs: &[Attr<'_>]) {
         self.indent();
         self.buf.push('<');
         self.buf.push_str(name);
         self.attrs(attrs);
+    }
+
+    /// `<name attrs>` on its own line; children follow.
+    pub(crate) fn open(&mut self, name: &str, attrs: &[Attr<'_>]) {
+        self.start_tag(name, attrs);
         self.buf.push_str(">\n");
         self.depth += 1;
     }
@@ -564,19 +569,13 @@ impl XmlOut {
 
     /// `<name attrs/>`.
     pub(crate) fn empty(&mut self, name: &str, attrs: &[Attr<'_>]) {
-        self.indent();
-        self.buf.push('<');
-        self.buf.push_str(name);
-        self.attrs(attrs);
+        self.start_tag(name, attrs);
         self.buf.push_str("/>\n");
     }
 
     /// `<name attrs>text</name>`.
     pub(crate) fn leaf_with(&mut self, name: &str, attrs: &[Attr<'_>], text: &str) {
-        self.indent();
-        self.buf.push('<');
-        self.buf.push_str(name);
-        self.attrs(attrs);
+        self.start_tag(name, attrs);
         self.buf.push('>');
         escape_into(&mut self.buf, text, false);
         self.buf.push_str("</");

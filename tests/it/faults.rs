@@ -64,6 +64,19 @@ fn param<'a>(status: &'a dm_server::state::StatusRecord, name: &str) -> Option<&
         .map(|p| p.value.as_str())
 }
 
+/// The first attempt at `BIG` fails (the injected cut); the retry, after the
+/// catalog's one-minute FailureRetryInterval, installs the intact file.
+fn install_after_one_failed_attempt(agent: &TestAgent) {
+    agent.wait_for("the cut attempt to be recorded", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::download("BIG") && t.attempts == 1)
+    });
+    agent.advance(61);
+    agent.wait_state("BIG", PackageState::Installed);
+    assert_big_intact(agent);
+}
+
 #[test]
 fn a_cut_connection_resumes_from_the_interrupted_byte() {
     let cut = 300_000;
@@ -73,16 +86,7 @@ fn a_cut_connection_resumes_from_the_interrupted_byte() {
         ..Faults::default()
     });
     let agent = agent_for(&server, "DEV-CUT");
-    // The cut attempt fails and is retried after the retry interval.
-    agent.wait_for("the cut attempt to be recorded", |s| {
-        s.tasks
-            .iter()
-            .any(|t| t.id == TaskId::download("BIG") && t.attempts == 1)
-    });
-    // The catalog's FailureRetryInterval is one minute.
-    agent.advance(61);
-    agent.wait_state("BIG", PackageState::Installed);
-    assert_big_intact(&agent);
+    install_after_one_failed_attempt(&agent);
     let fetched = server.bytes_served();
     assert!(
         fetched <= BIG_LEN as u64 + 64 * 1024,
@@ -159,15 +163,7 @@ fn a_range_request_answered_with_200_restarts_from_zero() {
         ..Faults::default()
     });
     let agent = agent_for(&server, "DEV-200");
-    agent.wait_for("the cut attempt", |s| {
-        s.tasks
-            .iter()
-            .any(|t| t.id == TaskId::download("BIG") && t.attempts == 1)
-    });
-    // The catalog's FailureRetryInterval is one minute.
-    agent.advance(61);
-    agent.wait_state("BIG", PackageState::Installed);
-    assert_big_intact(&agent);
+    install_after_one_failed_attempt(&agent);
     // The whole file came again after the cut: the 200 body was used from byte 0.
     assert_eq!(server.bytes_served(), cut + BIG_LEN as u64);
 }

@@ -179,7 +179,7 @@ const STATUS_BATCH: &str = r#"<?xml version="1.0" encoding="utf-8" ?>
 "#;
 
 /// Part B §4.1.
-const FILE_REPORT: &str = r#"<?xml version="1.0" encoding="utf-8" ?>
+pub(crate) const FILE_REPORT: &str = r#"<?xml version="1.0" encoding="utf-8" ?>
 <FileReport>
   <Directory Name="\Program Files\Viewer" Created="2005-03-14 09:21:05"
              LastAccessed="2005-03-14 09:29:41" Attributes="">

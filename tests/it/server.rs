@@ -283,16 +283,8 @@ fn status_messages_are_stored_once_per_report_id_and_drive_the_views() {
 fn inventories_and_collected_files_are_stored() {
     let ts = start();
     post(&ts, &spec_headers("Poll"), SPEC_POLL.as_bytes());
-    let sw = r#"<?xml version="1.0" encoding="utf-8" ?>
-<FileReport>
-  <Directory Name="\Program Files\Viewer" Created="2005-03-14 09:21:05"
-             LastAccessed="2005-03-14 09:29:41" Attributes="">
-    <File Name="viewer.exe" Version="2.1.0.17" Company="Example Corp"
-          Description="Document viewer" Size="245760"
-          Created="2005-03-14 09:21:06" LastModified="2005-03-01 17:02:11"
-          LastAccessed="2005-03-14 09:29:41" Attributes="ARCHIVE" />
-  </Directory>
-</FileReport>"#;
+    // Part B §4.1, verbatim (shared with the codec tests).
+    let sw = crate::protocol_examples::FILE_REPORT;
     let mut h = spec_headers("Report");
     h.push(("X-Device-ReportType", "SoftwareInventory"));
     let r = post(&ts, &h, sw.as_bytes());

@@ -296,45 +296,49 @@ impl State {
 
     /// Replaces the device's latest inventory of `kind`.
     pub fn put_inventory(&self, device: &str, rec: &InventoryRecord) -> Result<(), StateError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(INVENTORIES)?;
-            t.insert((device, rec.kind.as_str()), to_json(rec)?.as_str())?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.put_per_device(INVENTORIES, device, &rec.kind, rec)
     }
 
     /// The device's latest inventories (`machine`, `software`).
     pub fn inventories(&self, device: &str) -> Result<Vec<InventoryRecord>, StateError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(INVENTORIES)?;
-        let mut out = Vec::new();
-        for row in t.range((device, "")..)? {
-            let (k, v) = row?;
-            if k.value().0 != device {
-                break;
-            }
-            out.push(from_json(v.value())?);
-        }
-        Ok(out)
+        self.per_device(INVENTORIES, device)
     }
 
     /// Records a collected file (replacing an earlier one of the same path).
     pub fn put_file(&self, device: &str, rec: &FileRecord) -> Result<(), StateError> {
+        self.put_per_device(FILES, device, &rec.original_path, rec)
+    }
+
+    /// The device's collected files, by original path.
+    pub fn files(&self, device: &str) -> Result<Vec<FileRecord>, StateError> {
+        self.per_device(FILES, device)
+    }
+
+    /// Writes one record keyed by `(device, key)` in its own transaction.
+    fn put_per_device<T: Serialize>(
+        &self,
+        table: TableDefinition<'_, (&str, &str), &str>,
+        device: &str,
+        key: &str,
+        rec: &T,
+    ) -> Result<(), StateError> {
         let tx = self.db.begin_write()?;
         {
-            let mut t = tx.open_table(FILES)?;
-            t.insert((device, rec.original_path.as_str()), to_json(rec)?.as_str())?;
+            let mut t = tx.open_table(table)?;
+            t.insert((device, key), to_json(rec)?.as_str())?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// The device's collected files, by original path.
-    pub fn files(&self, device: &str) -> Result<Vec<FileRecord>, StateError> {
+    /// Every record of `device` in a `(device, key)` table, by key.
+    fn per_device<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<'_, (&str, &str), &str>,
+        device: &str,
+    ) -> Result<Vec<T>, StateError> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(FILES)?;
+        let t = tx.open_table(table)?;
         let mut out = Vec::new();
         for row in t.range((device, "")..)? {
             let (k, v) = row?;
