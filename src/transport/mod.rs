@@ -258,9 +258,14 @@ impl Transport {
 }
 
 /// Splits reqwest's send errors: no connection at all vs. a broken exchange.
+///
+/// A request that got no response at all — refused, timed out, or sent on a
+/// pooled connection the server had already closed — is "no answer": the
+/// server is treated as unreachable rather than as failing.
 fn classify(error: reqwest::Error) -> TransportError {
     let text = error_chain(&error);
-    if error.is_connect() || error.is_timeout() {
+    let no_answer = error.is_request() && !error.is_body() && !error.is_decode();
+    if error.is_connect() || error.is_timeout() || no_answer {
         TransportError::Unreachable(text)
     } else {
         TransportError::Body(text)
