@@ -1,0 +1,221 @@
+//! P1 and P2: downloading a package, against curl, and what it costs in memory.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use dm_server::RunningServer;
+
+use crate::agent::AgentSetup;
+use crate::ctx::Ctx;
+use crate::nginx::Nginx;
+use crate::report::{Baseline, Goal, Line, Row};
+use crate::stats::Samples;
+use crate::workload::{self, Catalog, PackageDef};
+
+pub const P1: &str = "P1";
+pub const P1_TITLE: &str = "wall time to download and SHA-256-verify a 1 GiB package";
+pub const P2: &str = "P2";
+pub const P2_TITLE: &str = "peak resident memory during a download";
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const DOWNLOAD_LIMIT: Duration = Duration::from_secs(600);
+
+/// The 1 GiB and 1 MiB packages, served by nginx (location responses point
+/// there) and by dm-server for the instructions and status messages.
+struct Setup {
+    catalog: Catalog,
+    server: RunningServer,
+    nginx: Nginx,
+}
+
+fn setup(ctx: &Ctx, name: &str) -> anyhow::Result<Setup> {
+    let dir = ctx.scratch(name)?;
+    let files = ctx.shared("payload")?;
+    for (file, size) in [("bench-1g.bin", GIB), ("bench-1m.bin", MIB)] {
+        let path = files.join(file);
+        if !std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
+            eprintln!("   writing {} ({size} bytes)", path.display());
+            workload::write_payload(&path, size)?;
+        }
+    }
+    let catalog_dir = dir.join("catalog");
+    std::fs::create_dir_all(&catalog_dir)?;
+    std::os::unix::fs::symlink(&files, catalog_dir.join("files"))?;
+    let nginx = Nginx::start(&dir.join("nginx"), &files, 1, "")?;
+    let base = nginx.url("");
+    let defs = [
+        ("BENCH-1G", "bench-1g.bin", GIB),
+        ("BENCH-1M", "bench-1m.bin", MIB),
+    ]
+    .map(|(id, file, size)| PackageDef {
+        file: file.into(),
+        external_base_url: Some(base.clone()),
+        ..PackageDef::new(id, size)
+    });
+    let catalog = Catalog::create(&catalog_dir, &defs)?;
+    let server = workload::start_server(&catalog, &dir.join("server"), 2)?;
+    Ok(Setup {
+        catalog,
+        server,
+        nginx,
+    })
+}
+
+fn curl_once(url: &str, out: &Path, size: u64) -> anyhow::Result<f64> {
+    let _ = std::fs::remove_file(out);
+    let t0 = Instant::now();
+    let st = Command::new("curl")
+        .args(["-sS", "--fail", "-o"])
+        .arg(out)
+        .arg(url)
+        .status()
+        .context("running curl")?;
+    let secs = t0.elapsed().as_secs_f64();
+    if !st.success() {
+        bail!("curl {url} failed: {st}");
+    }
+    let got = std::fs::metadata(out)?.len();
+    if got != size {
+        bail!("curl wrote {got} bytes, expected {size}");
+    }
+    std::fs::remove_file(out)?;
+    Ok(secs)
+}
+
+/// One agent on a fresh state directory downloads `package`; the time from
+/// the server receiving its start (11030) to receiving its end (11031).
+fn agent_once(
+    ctx: &Ctx,
+    s: &mut Setup,
+    dir: &Path,
+    device: &str,
+    package: &str,
+) -> anyhow::Result<f64> {
+    s.catalog.assign(&s.server, device, &[package])?;
+    let setup = AgentSetup::new(&ctx.agent_bin(), dir, &s.server.endpoint_url(), device, "")?;
+    let agent = setup.start()?;
+    let got = workload::wait_message(&s.server, device, package, 11031, DOWNLOAD_LIMIT)
+        .with_context(|| setup.log())?;
+    agent.stop()?;
+    std::fs::remove_dir_all(dir)?;
+    workload::interval_s(&got, 11030, 11031)
+}
+
+/// curl and the agent alternate, so drift on a shared machine hits both.
+pub fn p1(ctx: &Ctx) -> anyhow::Result<Row> {
+    let mut row = Row::new(P1, P1_TITLE);
+    let mut s = setup(ctx, "p1")?;
+    let dir = ctx.scratch("p1-runs")?;
+    let url = s.nginx.url("/bench-1g.bin");
+    let mut curl = Samples::new("s");
+    let mut agent = Samples::new("s");
+    for i in 0..ctx.runs {
+        curl.push(curl_once(&url, &dir.join("curl.bin"), GIB)?);
+        agent.push(agent_once(
+            ctx,
+            &mut s,
+            &dir.join(format!("agent-{i}")),
+            &format!("P1-{i}"),
+            "BENCH-1G",
+        )?);
+        eprintln!(
+            "   run {i}: curl {:.3} s, agent {:.3} s",
+            curl.values[i], agent.values[i]
+        );
+    }
+    let ratio = agent.median() / curl.median();
+    row.lines.push(Line {
+        what: "1 GiB from nginx, written, fsynced and SHA-256-verified".into(),
+        measured: agent,
+        baseline: Baseline::Measured {
+            what: "`curl -o` of the same file from the same nginx".into(),
+            samples: curl,
+        },
+        result: ratio,
+        result_unit: "× curl",
+        goal: Goal::AtMost(1.05),
+    });
+    row.notes.push(
+        "The agent's time is from the server receiving its download start (11030) to receiving \
+         its download end (11031), which the agent sends after the last byte is written, \
+         synced, hashed and renamed into place; curl's is the whole `curl -o` command. Both \
+         write to the same file system."
+            .into(),
+    );
+    Ok(row)
+}
+
+/// Idle RSS first (a device with nothing assigned, after its first poll),
+/// then the peak (VmHWM reset to the idle figure) across one download.
+pub fn p2(ctx: &Ctx) -> anyhow::Result<Row> {
+    let mut row = Row::new(P2, P2_TITLE);
+    let mut s = setup(ctx, "p2")?;
+    let dir = ctx.scratch("p2-runs")?;
+    let mut medians = Vec::new();
+    for (label, package, size_name) in [("1 MiB", "BENCH-1M", "1M"), ("1 GiB", "BENCH-1G", "1G")] {
+        let mut idle = Samples::new("MiB");
+        let mut above = Samples::new("MiB");
+        for i in 0..ctx.runs {
+            let device = format!("P2-{size_name}-{i}");
+            let agent_dir = dir.join(&device);
+            let setup = AgentSetup::new(
+                &ctx.agent_bin(),
+                &agent_dir,
+                &s.server.endpoint_url(),
+                &device,
+                "",
+            )?;
+            let agent = setup.start()?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while s.server.state().device(&device).ok().flatten().is_none() {
+                anyhow::ensure!(Instant::now() < deadline, "{device} never polled");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let idle_kib = agent.idle_rss_kib(5, Duration::from_millis(300))?;
+            agent.reset_peak()?;
+            s.catalog.assign(&s.server, &device, &[package])?;
+            setup.poll_now()?;
+            workload::wait_message(&s.server, &device, package, 11031, DOWNLOAD_LIMIT)
+                .with_context(|| setup.log())?;
+            let peak_kib = agent.peak_kib()?;
+            agent.stop()?;
+            std::fs::remove_dir_all(&agent_dir)?;
+            idle.push(idle_kib as f64 / 1024.0);
+            above.push(peak_kib.saturating_sub(idle_kib) as f64 / 1024.0);
+            eprintln!("   {label} run {i}: idle {idle_kib} KiB, peak {peak_kib} KiB");
+        }
+        medians.push(above.median());
+        let result = above.median();
+        row.lines.push(Line {
+            what: format!("{label} download, peak above idle"),
+            measured: above,
+            baseline: Baseline::Measured {
+                what: "idle RSS of the same daemon".into(),
+                samples: idle,
+            },
+            result,
+            result_unit: " MiB",
+            goal: Goal::AtMost(4.0),
+        });
+    }
+    let growth = medians[1] - medians[0];
+    row.lines.push(Line {
+        what: "growth with size: (1 GiB peak) − (1 MiB peak)".into(),
+        measured: Samples::of("MiB", [growth]),
+        baseline: Baseline::Reference("0: no buffer may grow with the package".into()),
+        result: growth,
+        result_unit: " MiB",
+        goal: Goal::AtMost(1.0),
+    });
+    row.notes.push(
+        "Each run: a fresh daemon polls with nothing assigned; idle is the median of 5 VmRSS \
+         samples; VmHWM is then reset (`/proc/PID/clear_refs` 5), the package assigned and \
+         `dmagent poll-now` sent; the peak is VmHWM after the download end (11031) arrives. \
+         The growth line compares the medians of the two sizes."
+            .into(),
+    );
+    Ok(row)
+}

@@ -1,0 +1,18 @@
+//! The rows of the suite, one module per concern.
+
+use crate::ctx::Ctx;
+use crate::report::Row;
+
+mod download;
+mod footprint;
+
+/// A row's measurement.
+pub type Measure = fn(&Ctx) -> anyhow::Result<Row>;
+
+/// Every row, in report order: ID, title, measurement.
+pub const ALL: &[(&str, &str, Measure)] = &[
+    (download::P1, download::P1_TITLE, download::p1),
+    (download::P2, download::P2_TITLE, download::p2),
+    (footprint::P3, footprint::P3_TITLE, footprint::p3),
+    (footprint::P4, footprint::P4_TITLE, footprint::p4),
+];
