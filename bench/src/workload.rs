@@ -115,11 +115,6 @@ impl Catalog {
         &self.dir
     }
 
-    /// The directory the package files are in.
-    pub fn files(&self) -> PathBuf {
-        self.dir.join("files")
-    }
-
     fn write(&self) -> anyhow::Result<()> {
         let mut text = String::from(
             "[client_settings]\nversion = \"1\"\npoll_interval = \"0000-00-00 01:00:00\"\n\

@@ -41,6 +41,12 @@ pub struct Checkpoint {
     /// Bytes of `~PD-<id>.part` that are synced to disk and belong to this
     /// content.
     pub bytes_done: u64,
+    /// The kernel's boot ID when the checkpoint was written. While it is
+    /// unchanged, the page cache still holds every byte the writer wrote (a
+    /// killed process loses none of them), so the whole partial file counts,
+    /// not just the synced `bytes_done`. Absent in checkpoints of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl Checkpoint {
@@ -101,8 +107,17 @@ pub enum Loaded {
     Missing,
 }
 
+/// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`), if readable.
+pub fn current_boot_id() -> Option<String> {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty() && id.len() <= 64).then(|| id.to_owned())
+}
+
 /// Read `dir/~PD-<id>` and check it: JSON, known version, checksum, the same
-/// package ID, and a partial file at least `bytes_done` long.
+/// package ID, and a partial file at least `bytes_done` long. Written in this
+/// boot, the checkpoint is extended to the whole partial file (capped at the
+/// expected size): a `kill -9` loses no written byte, only a reboot can.
 pub fn load(dir: &Path, package_id: &str) -> io::Result<Loaded> {
     let path = checkpoint_path(dir, package_id);
     let file = match File::open(&path) {
@@ -136,6 +151,10 @@ pub fn load(dir: &Path, package_id: &str) -> io::Result<Loaded> {
             "partial file has {partial_len} bytes, checkpoint says {}",
             cp.bytes_done
         )));
+    }
+    let mut cp = cp;
+    if cp.boot_id.is_some() && cp.boot_id == current_boot_id() {
+        cp.bytes_done = partial_len.min(cp.expected_size.unwrap_or(u64::MAX));
     }
     Ok(Loaded::Valid(cp))
 }
@@ -191,6 +210,7 @@ mod tests {
             expected_size: Some(10),
             expected_sha256: None,
             bytes_done: 4,
+            boot_id: None,
         }
     }
 
@@ -270,5 +290,26 @@ mod tests {
         // last checkpoint).
         let d = dir_with(&good, 9);
         assert_eq!(load(d.path(), "p1").expect("load"), Loaded::Valid(sample()));
+    }
+
+    #[test]
+    fn written_in_this_boot_the_whole_partial_file_counts() {
+        let Some(boot) = current_boot_id() else {
+            return; // not Linux: only synced bytes ever count
+        };
+        let mut cp = sample();
+        cp.boot_id = Some(boot);
+        let loaded = |partial: usize| match load(dir_with(&cp.encode(), partial).path(), "p1") {
+            Ok(Loaded::Valid(c)) => c.bytes_done,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            loaded(7),
+            7,
+            "written after the last sync, kept by the page cache"
+        );
+        assert_eq!(loaded(12), 10, "capped at the expected size");
+        cp.boot_id = Some("another-boot".into());
+        assert_eq!(loaded(7), 4, "after a reboot only synced bytes count");
     }
 }

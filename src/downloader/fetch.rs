@@ -464,6 +464,7 @@ pub async fn fetch(
             expected_size: job.expected_size,
             expected_sha256,
             bytes_done: start,
+            boot_id: checkpoint::current_boot_id(),
         },
         interval: job.checkpoint_interval_bytes.max(1),
         final_name: final_file_name(&job.url, &job.package_id),

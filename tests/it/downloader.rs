@@ -351,6 +351,7 @@ fn stale_checkpoint_416_restarts_from_zero() {
         expected_size: None,
         expected_sha256: None,
         bytes_done: MIB + 10,
+        boot_id: None,
     };
     checkpoint::store(dir.path(), &cp).expect("store");
     let f = run_ok(&j, &content);

@@ -100,7 +100,13 @@ fn agent_once(
     let got = workload::wait_message(&s.server, device, package, 11031, DOWNLOAD_LIMIT)
         .with_context(|| setup.log())?;
     agent.stop()?;
-    std::fs::remove_dir_all(dir)?;
+    if std::env::var_os("DM_BENCH_KEEP").is_some() {
+        let keep = std::env::temp_dir().join(format!("{device}.log"));
+        std::fs::copy(dir.join("agent.log"), &keep)?;
+        eprintln!("   log kept in {}", keep.display());
+    } else {
+        std::fs::remove_dir_all(dir)?;
+    }
     workload::interval_s(&got, 11030, 11031)
 }
 

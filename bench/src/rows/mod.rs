@@ -5,6 +5,8 @@ use crate::report::Row;
 
 mod download;
 mod footprint;
+mod resume;
+mod throttle;
 
 /// A row's measurement.
 pub type Measure = fn(&Ctx) -> anyhow::Result<Row>;
@@ -15,4 +17,6 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (download::P2, download::P2_TITLE, download::p2),
     (footprint::P3, footprint::P3_TITLE, footprint::p3),
     (footprint::P4, footprint::P4_TITLE, footprint::p4),
+    (resume::P5, resume::P5_TITLE, resume::p5),
+    (throttle::P6, throttle::P6_TITLE, throttle::p6),
 ];
