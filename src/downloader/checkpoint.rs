@@ -299,17 +299,19 @@ mod tests {
         };
         let mut cp = sample();
         cp.boot_id = Some(boot);
-        let loaded = |partial: usize| match load(dir_with(&cp.encode(), partial).path(), "p1") {
+        let loaded = |cp: &Checkpoint, partial: usize| match load(
+            dir_with(&cp.encode(), partial).path(),
+            "p1",
+        ) {
             Ok(Loaded::Valid(c)) => c.bytes_done,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            loaded(7),
-            7,
-            "written after the last sync, kept by the page cache"
-        );
-        assert_eq!(loaded(12), 10, "capped at the expected size");
+        // Written after the last sync, kept by the page cache.
+        assert_eq!(loaded(&cp, 7), 7);
+        // Capped at the expected size.
+        assert_eq!(loaded(&cp, 12), 10);
+        // After a reboot only synced bytes count.
         cp.boot_id = Some("another-boot".into());
-        assert_eq!(loaded(7), 4, "after a reboot only synced bytes count");
+        assert_eq!(loaded(&cp, 7), 4);
     }
 }
