@@ -26,6 +26,11 @@ impl AgentSetup {
         extra: &str,
     ) -> anyhow::Result<AgentSetup> {
         std::fs::create_dir_all(root.join("plugins"))?;
+        // DM_BENCH_LOG=<filter> sets the agents' log level, to look into a run.
+        let extra = match std::env::var("DM_BENCH_LOG") {
+            Ok(level) => format!("{extra}\n[log]\nlevel = \"{level}\"\n"),
+            Err(_) => extra.to_owned(),
+        };
         let config = root.join("agent.toml");
         std::fs::write(
             &config,

@@ -16,6 +16,7 @@
 pub mod actor;
 pub mod checkpoint;
 mod fetch;
+mod hasher;
 pub mod paths;
 pub mod throttle;
 mod writer;

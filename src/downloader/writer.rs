@@ -21,6 +21,7 @@ use tokio::sync::mpsc::Receiver;
 
 use super::checkpoint::{self, sync_dir, Checkpoint};
 use super::fetch::FetchError;
+use super::hasher::BackgroundHasher;
 use super::hex;
 use super::paths::{checkpoint_path, checkpoint_temp_path, partial_path};
 
@@ -69,11 +70,12 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
     }
 }
 
-struct Writer {
+struct Writer<B> {
     setup: Setup,
     part: PathBuf,
     file: File,
-    hasher: Sha256,
+    /// Taken by [`Writer::finish`].
+    hasher: Option<BackgroundHasher<B>>,
     bytes_done: u64,
     since_checkpoint: u64,
     syncer: Option<Syncer>,
@@ -126,7 +128,7 @@ impl Syncer {
 }
 
 /// Run the writer until [`Msg::Finish`], [`Msg::Abort`] or a closed channel.
-pub(super) fn run<B: AsRef<[u8]>>(
+pub(super) fn run<B: AsRef<[u8]> + Send + 'static>(
     setup: Setup,
     mut rx: Receiver<Msg<B>>,
 ) -> Result<End, FetchError> {
@@ -134,7 +136,7 @@ pub(super) fn run<B: AsRef<[u8]>>(
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
-                if let Err(e) = w.write(chunk.as_ref()) {
+                if let Err(e) = w.write(chunk) {
                     if matches!(e, FetchError::Io { .. }) {
                         // Best effort: keep what is known to be written.
                         let _ = w.save();
@@ -153,10 +155,10 @@ pub(super) fn run<B: AsRef<[u8]>>(
     }
 }
 
-impl Writer {
+impl<B: AsRef<[u8]> + Send + 'static> Writer<B> {
     /// Open the partial file, cut it to the starting offset, hash the prefix
     /// we keep, and record the checkpoint for this response.
-    fn open(setup: Setup) -> Result<Writer, FetchError> {
+    fn open(setup: Setup) -> Result<Writer<B>, FetchError> {
         let part = partial_path(&setup.dir, &setup.checkpoint.package_id);
         let start = setup.checkpoint.bytes_done;
         let mut file = OpenOptions::new()
@@ -195,19 +197,21 @@ impl Writer {
         )))?;
         let syncer = Syncer::start(&file, setup.dir.clone(), setup.checkpoint.clone())
             .map_err(io_err(&part))?;
+        let hasher = BackgroundHasher::start(hasher).map_err(io_err(&part))?;
         Ok(Writer {
             setup,
             part,
             file,
-            hasher,
+            hasher: Some(hasher),
             bytes_done: start,
             since_checkpoint: 0,
             syncer: Some(syncer),
         })
     }
 
-    fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
-        let new_total = self.bytes_done + chunk.len() as u64;
+    fn write(&mut self, chunk: B) -> Result<(), FetchError> {
+        let len = chunk.as_ref().len() as u64;
+        let new_total = self.bytes_done + len;
         if let Some(expected) = self.setup.checkpoint.expected_size {
             if new_total > expected {
                 self.discard();
@@ -217,10 +221,18 @@ impl Writer {
                 });
             }
         }
-        self.file.write_all(chunk).map_err(io_err(&self.part))?;
-        self.hasher.update(chunk);
+        self.file
+            .write_all(chunk.as_ref())
+            .map_err(io_err(&self.part))?;
+        self.hasher
+            .as_mut()
+            .map_or_else(
+                || Err(io::Error::other("hash already final")),
+                |h| h.update(chunk),
+            )
+            .map_err(io_err(&self.part))?;
         self.bytes_done = new_total;
-        self.since_checkpoint += chunk.len() as u64;
+        self.since_checkpoint += len;
         if self.since_checkpoint >= self.setup.interval {
             self.since_checkpoint = 0;
             let alive = self
@@ -270,9 +282,27 @@ impl Writer {
     }
 
     fn finish(mut self) -> Result<End, FetchError> {
+        let t0 = std::time::Instant::now();
         self.stop_syncer()?;
+        let t1 = std::time::Instant::now();
         self.file.sync_data().map_err(io_err(&self.part))?;
-        let sha256 = hex(&self.hasher.finalize_reset());
+        let t2 = std::time::Instant::now();
+        let state = self
+            .hasher
+            .take()
+            .map_or_else(
+                || Err(io::Error::other("hash already final")),
+                BackgroundHasher::finish,
+            )
+            .map_err(io_err(&self.part))?;
+        tracing::debug!(
+            package = %self.setup.checkpoint.package_id,
+            last_checkpoint_ms = (t1 - t0).as_millis() as u64,
+            final_sync_ms = (t2 - t1).as_millis() as u64,
+            hash_tail_ms = t2.elapsed().as_millis() as u64,
+            "body written; waited for the background work"
+        );
+        let sha256 = hex(&state.finalize());
         let cp = self.setup.checkpoint.clone();
         if let Some(expected) = cp.expected_size {
             if expected != self.bytes_done {
