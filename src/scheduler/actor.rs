@@ -254,17 +254,16 @@ impl Handler<Reached> for SchedulerActor {
 
     fn handle(&mut self, Reached(reached): Reached, ctx: &mut Context<Self>) {
         let now = self.context.clock.now_unix();
+        // Through `set_reach`, so `dmagent status` sees what the reporter
+        // found too: the store used to miss an outage first seen by a report
+        // upload, and the poll's failure then changed nothing.
         match (reached, self.reach) {
             (true, Reachability::UnreachableSince(_)) => {
-                tracing::info!("management server reachable again");
-                self.reach = Reachability::Reachable;
+                self.set_reach(Reachability::Reachable);
                 self.replan(ctx);
             }
             (false, Reachability::Reachable) => {
-                tracing::warn!(
-                    "management server unreachable; parking work until a poll gets through"
-                );
-                self.reach = Reachability::UnreachableSince(now);
+                self.set_reach(Reachability::UnreachableSince(now));
             }
             _ => {}
         }
