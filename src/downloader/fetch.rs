@@ -21,6 +21,25 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 1 << 20;
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Chunks in flight between the network and the writer.
 const CHANNEL_DEPTH: usize = 8;
+/// Body bytes in flight between the socket and the end of hashing. A count
+/// of chunks alone did not bound memory: on a fast link a chunk grows to the
+/// HTTP client's whole read buffer (about 400 KiB), and 17 of them in the two
+/// queues put a 1 GiB download 7.5 MiB above idle.
+const BYTES_IN_FLIGHT: usize = 1 << 20;
+
+/// A body chunk holding its share of [`BYTES_IN_FLIGHT`] until the hasher,
+/// its last user, drops it.
+#[derive(Debug)]
+struct Metered<B> {
+    data: B,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<B: AsRef<[u8]>> AsRef<[u8]> for Metered<B> {
+    fn as_ref(&self) -> &[u8] {
+        self.data.as_ref()
+    }
+}
 
 /// One package file to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,6 +489,7 @@ pub async fn fetch(
         final_name: final_file_name(&job.url, &job.package_id),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_DEPTH);
+    let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(BYTES_IN_FLIGHT));
     let handle = actix_rt::task::spawn_blocking(move || writer::run(setup, rx));
     let join = |r: Result<Result<End, FetchError>, _>| {
         r.unwrap_or_else(|e: actix_rt::task::JoinError| {
@@ -507,6 +527,15 @@ pub async fn fetch(
             Ok(Some(chunk)) => {
                 let n = chunk.len() as u64;
                 received += n;
+                // A chunk larger than the whole budget waits for all of it.
+                let share = chunk.len().clamp(1, BYTES_IN_FLIGHT) as u32;
+                let Ok(permit) = budget.clone().acquire_many_owned(share).await else {
+                    break "the in-flight budget was closed".to_owned();
+                };
+                let chunk = Metered {
+                    data: chunk,
+                    _permit: permit,
+                };
                 if tx.send(Msg::Data(chunk)).await.is_err() {
                     // The writer stopped on an error; it says which.
                     drop(tx);

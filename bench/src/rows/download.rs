@@ -34,7 +34,11 @@ struct Setup {
 fn setup(ctx: &Ctx, name: &str) -> anyhow::Result<Setup> {
     let dir = ctx.scratch(name)?;
     let files = ctx.shared("payload")?;
-    for (file, size) in [("bench-1g.bin", GIB), ("bench-1m.bin", MIB)] {
+    for (file, size) in [
+        ("bench-1g.bin", GIB),
+        ("bench-256m.bin", 256 * MIB),
+        ("bench-1m.bin", MIB),
+    ] {
         let path = files.join(file);
         if !std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
             eprintln!("   writing {} ({size} bytes)", path.display());
@@ -160,8 +164,12 @@ pub fn p2(ctx: &Ctx) -> anyhow::Result<Row> {
     let mut row = Row::new(P2, P2_TITLE);
     let mut s = setup(ctx, "p2")?;
     let dir = ctx.scratch("p2-runs")?;
-    let mut medians = Vec::new();
-    for (label, package, size_name) in [("1 MiB", "BENCH-1M", "1M"), ("1 GiB", "BENCH-1G", "1G")] {
+    let mut peaks = Vec::new();
+    for (label, package, size_name) in [
+        ("1 MiB", "BENCH-1M", "1M"),
+        ("256 MiB", "BENCH-256M", "256M"),
+        ("1 GiB", "BENCH-1G", "1G"),
+    ] {
         let mut idle = Samples::new("MiB");
         let mut above = Samples::new("MiB");
         for i in 0..ctx.runs {
@@ -193,7 +201,7 @@ pub fn p2(ctx: &Ctx) -> anyhow::Result<Row> {
             above.push(peak_kib.saturating_sub(idle_kib) as f64 / 1024.0);
             eprintln!("   {label} run {i}: idle {idle_kib} KiB, peak {peak_kib} KiB");
         }
-        medians.push(above.median());
+        peaks.push(above.clone());
         let result = above.median();
         row.lines.push(Line {
             what: format!("{label} download, peak above idle"),
@@ -207,20 +215,27 @@ pub fn p2(ctx: &Ctx) -> anyhow::Result<Row> {
             goal: Goal::AtMost(4.0),
         });
     }
-    let growth = medians[1] - medians[0];
+    // Both long downloads fill every fixed buffer; what the 1 GiB one needs
+    // beyond the 256 MiB one is growth with the size.
+    let growth = peaks[2].median() - peaks[1].median();
     row.lines.push(Line {
-        what: "growth with size: (1 GiB peak) − (1 MiB peak)".into(),
-        measured: Samples::of("MiB", [growth]),
-        baseline: Baseline::Reference("0: no buffer may grow with the package".into()),
+        what: "growth with size: 1 GiB peak − 256 MiB peak".into(),
+        measured: peaks[2].clone(),
+        baseline: Baseline::Measured {
+            what: "peak above idle of the 256 MiB download".into(),
+            samples: peaks[1].clone(),
+        },
         result: growth,
         result_unit: " MiB",
-        goal: Goal::AtMost(1.0),
+        goal: Goal::AtMost(0.5),
     });
     row.notes.push(
         "Each run: a fresh daemon polls with nothing assigned; idle is the median of 5 VmRSS \
          samples; VmHWM is then reset (`/proc/PID/clear_refs` 5), the package assigned and \
          `dmagent poll-now` sent; the peak is VmHWM after the download end (11031) arrives. \
-         The growth line compares the medians of the two sizes."
+         The 256 MiB download is only there for the growth line: both it and the 1 GiB one \
+         run long enough to fill every fixed buffer (the 1 MiB in-flight budget, the HTTP \
+         client's read buffer), so what the larger one needs beyond it grows with the size."
             .into(),
     );
     Ok(row)
