@@ -52,6 +52,7 @@ fn setup(ctx: &Ctx, name: &str) -> anyhow::Result<Setup> {
     let base = nginx.url("");
     let defs = [
         ("BENCH-1G", "bench-1g.bin", GIB),
+        ("BENCH-256M", "bench-256m.bin", 256 * MIB),
         ("BENCH-1M", "bench-1m.bin", MIB),
     ]
     .map(|(id, file, size)| PackageDef {
