@@ -5,6 +5,7 @@ use crate::report::Row;
 
 mod download;
 mod footprint;
+mod server;
 
 /// A row's measurement.
 pub type Measure = fn(&Ctx) -> anyhow::Result<Row>;
@@ -15,4 +16,5 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (download::P2, download::P2_TITLE, download::p2),
     (footprint::P3, footprint::P3_TITLE, footprint::p3),
     (footprint::P4, footprint::P4_TITLE, footprint::p4),
+    (server::P8, server::P8_TITLE, server::p8),
 ];
