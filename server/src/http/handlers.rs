@@ -176,45 +176,67 @@ pub(super) fn handle_xml(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Resul
 fn poll(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
     let doc: DevicePoll = decode(app, body)?;
     let id = device_id(ctx, Some(&doc))?;
-    let before = app.state.device(&id)?;
     let body_token = doc
         .connection
         .as_ref()
-        .and_then(|c| c.authorization_token.as_deref());
-    let echo = authorize(app, ctx, before.as_ref(), true, body_token)?;
+        .and_then(|c| c.authorization_token.clone());
     let issued = now_rfc3339();
-    let now = issued.clone();
-    let enrol = app.config.auth && echo.is_none();
-    let (rec, ()) = app.state.update_device(&id, |r| {
-        if r.first_seen.is_empty() {
-            r.first_seen = now.clone();
-        }
-        r.last_seen = now;
-        r.poll = Some(doc);
-        r.headers = ctx.headers.clone();
-        r.action_header = ctx.action_header.clone().unwrap_or_default();
-        r.user_agent = ctx.user_agent.clone();
-        r.remote_addr = ctx.remote_addr.clone();
-        r.poll_count += 1;
-        r.issued_timestamp = Some(issued.clone());
-        if enrol {
-            r.auth_token = Some(uuid::Uuid::new_v4().to_string());
-        }
+    let polled = app.state.try_update_device(&id, |before| {
+        let echo = authorize(app, ctx, Some(before), true, body_token.as_deref())?;
+        let enrol = app.config.auth && echo.is_none();
+        let issued = issued.clone();
+        Ok::<_, Reject>(move |r: &mut DeviceRecord| {
+            if r.first_seen.is_empty() {
+                r.first_seen = issued.clone();
+            }
+            r.last_seen.clone_from(&issued);
+            r.poll = Some(doc);
+            r.headers = ctx.headers.clone();
+            r.action_header = ctx.action_header.clone().unwrap_or_default();
+            r.user_agent = ctx.user_agent.clone();
+            r.remote_addr = ctx.remote_addr.clone();
+            r.poll_count += 1;
+            r.issued_timestamp = Some(issued);
+            if enrol {
+                r.auth_token = Some(uuid::Uuid::new_v4().to_string());
+            }
+            Polled {
+                name: r.name().map(str::to_owned),
+                platform: r.platform().map(str::to_owned),
+                token: if app.config.auth {
+                    r.auth_token.clone()
+                } else {
+                    echo
+                },
+                enrolled: enrol,
+            }
+        })
     })?;
+    if polled.enrolled {
+        // A token the device holds must survive a crash: commit it now.
+        app.state.flush()?;
+    }
     let catalog = app.catalog.get();
-    let (packages, settings) = catalog.for_device(&facts(&rec));
+    let (packages, settings) = catalog.for_device(&DeviceFacts {
+        id: &id,
+        name: polled.name.as_deref(),
+        platform: polled.platform.as_deref(),
+    });
     let resp = PollResponse {
         settings: Some(settings),
         applicable_packages: Some(packages),
     };
-    let token = if app.config.auth {
-        rec.auth_token.clone()
-    } else {
-        echo
-    };
     Ok(Reply::xml(resp.encode())
         .header(HEADER_TIMESTAMP, Some(issued))
-        .header(HEADER_AUTH, token))
+        .header(HEADER_AUTH, polled.token))
+}
+
+/// What a poll needs of the device record after updating it.
+struct Polled {
+    name: Option<String>,
+    platform: Option<String>,
+    token: Option<String>,
+    enrolled: bool,
 }
 
 /// The device record (or a bare one for a device that never polled), after
