@@ -314,40 +314,71 @@ impl State {
         E: From<StateError>,
         A: FnOnce(&mut DeviceRecord) -> R,
     {
-        let mut base: Option<DeviceRecord> = None;
-        let mut seen_flushes = None;
+        // The stored record, and the count of completed flushes when it was read.
+        let mut stored: Option<(u64, Option<DeviceRecord>)> = None;
         loop {
             let mut p = lock(&self.inner.pending);
-            if p.dirty.contains_key(id) || p.flushing.contains_key(id) {
-                base = None;
-            } else if base.is_none() || seen_flushes != Some(p.flushes) {
-                // Not pending: start from the stored record, read without
-                // the lock held; read again if a flush completed meanwhile.
-                seen_flushes = Some(p.flushes);
+            let pending = p.dirty.contains_key(id) || p.flushing.contains_key(id);
+            if !pending && !matches!(&stored, Some((f, _)) if *f == p.flushes) {
+                // Not pending: start from the stored record, read without the
+                // lock held; read again if a flush completed meanwhile.
+                let flushes = p.flushes;
                 drop(p);
-                base = Some(
-                    self.inner
-                        .stored_device(id)?
-                        .unwrap_or_else(|| DeviceRecord {
-                            id: id.to_owned(),
-                            ..DeviceRecord::default()
-                        }),
-                );
+                stored = Some((flushes, self.inner.stored_device(id)?));
                 continue;
             }
-            if let Some(rec) = p.dirty.get_mut(id) {
-                let apply = check(rec)?;
-                return Ok(apply(rec));
-            }
-            let mut rec = match base.take() {
-                Some(b) => b,
-                None => p.flushing.get(id).cloned().unwrap_or_default(),
+            let base = if pending {
+                None
+            } else {
+                stored.take().and_then(|(_, r)| r)
             };
-            let apply = check(&rec)?;
-            let r = apply(&mut rec);
-            p.dirty.insert(id.to_owned(), rec);
-            return Ok(r);
+            return Self::apply(&mut p, id, base, check);
         }
+    }
+
+    /// [`Self::try_update_device`] without touching the disk: `None`, with
+    /// `check` not run, when the record is not in memory.
+    pub fn try_update_pending<R, E, A>(
+        &self,
+        id: &str,
+        check: impl FnOnce(&DeviceRecord) -> Result<A, E>,
+    ) -> Option<Result<R, E>>
+    where
+        A: FnOnce(&mut DeviceRecord) -> R,
+    {
+        let mut p = lock(&self.inner.pending);
+        if !p.dirty.contains_key(id) && !p.flushing.contains_key(id) {
+            return None;
+        }
+        Some(Self::apply(&mut p, id, None, check))
+    }
+
+    /// Checks and changes the pending record of `id`, else `base` (the
+    /// stored record), and leaves the result pending.
+    fn apply<R, E, A>(
+        p: &mut Pending,
+        id: &str,
+        base: Option<DeviceRecord>,
+        check: impl FnOnce(&DeviceRecord) -> Result<A, E>,
+    ) -> Result<R, E>
+    where
+        A: FnOnce(&mut DeviceRecord) -> R,
+    {
+        if let Some(rec) = p.dirty.get_mut(id) {
+            let apply = check(rec)?;
+            return Ok(apply(rec));
+        }
+        let mut rec = match p.flushing.get(id) {
+            Some(r) => r.clone(),
+            None => base.unwrap_or_else(|| DeviceRecord {
+                id: id.to_owned(),
+                ..DeviceRecord::default()
+            }),
+        };
+        let apply = check(&rec)?;
+        let r = apply(&mut rec);
+        p.dirty.insert(id.to_owned(), rec);
+        Ok(r)
     }
 
     /// Commits every changed device record now (the server calls it when it
@@ -599,6 +630,26 @@ mod tests {
             "committed when the state closed"
         );
         assert_eq!(seen(&state, "B"), Some(1));
+    }
+
+    #[test]
+    fn only_records_in_memory_are_updated_without_the_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = State::open(dir.path()).expect("open");
+        let check =
+            |_: &DeviceRecord| Ok::<_, StateError>(|r: &mut DeviceRecord| r.poll_count += 1);
+        assert!(
+            state.try_update_pending("A", check).is_none(),
+            "never polled"
+        );
+        bump(&state, "A");
+        assert!(state.try_update_pending("A", check).is_some());
+        state.flush().expect("flush");
+        assert!(
+            state.try_update_pending("A", check).is_none(),
+            "only on disk"
+        );
+        assert_eq!(seen(&state, "A"), Some(2));
     }
 
     #[test]
