@@ -182,15 +182,18 @@ struct Inner {
     wake: Condvar,
 }
 
-/// Device records not yet committed.
+/// Device records not yet committed, and those of the last flush.
 #[derive(Debug, Default)]
 struct Pending {
     /// Changed since the last flush began (newest wins).
     dirty: HashMap<String, DeviceRecord>,
-    /// Being written by the flush in progress; cleared after its commit.
+    /// The last flush's records: being committed, or committed and kept
+    /// until the next flush (or for one more interval when nothing changed),
+    /// so a device that polls again soon is answered from memory. Never
+    /// older than the database: a newer version would be in `dirty`.
     flushing: Arc<HashMap<String, DeviceRecord>>,
-    /// Completed flushes: a record read from the database before a flush
-    /// completed may be older than what that flush wrote.
+    /// Times `flushing` was replaced: a record read from the database while
+    /// it was not pending may have been outdated by a flush meanwhile.
     flushes: u64,
 }
 
@@ -314,7 +317,7 @@ impl State {
         E: From<StateError>,
         A: FnOnce(&mut DeviceRecord) -> R,
     {
-        // The stored record, and the count of completed flushes when it was read.
+        // The stored record, and the count of flushes when it was read.
         let mut stored: Option<(u64, Option<DeviceRecord>)> = None;
         loop {
             let mut p = lock(&self.inner.pending);
@@ -520,23 +523,29 @@ impl Inner {
         let _one = lock(&self.flush_lock);
         let batch = {
             let mut p = lock(&self.pending);
-            if p.dirty.is_empty() {
+            // The previous batch is committed (flushes run one at a time):
+            // its records may leave memory now.
+            let batch = Arc::new(std::mem::take(&mut p.dirty));
+            if batch.is_empty() && p.flushing.is_empty() {
                 return Ok(());
             }
-            let batch = Arc::new(std::mem::take(&mut p.dirty));
             p.flushing = batch.clone();
+            p.flushes += 1;
             batch
         };
+        if batch.is_empty() {
+            return Ok(());
+        }
         let written = self.write(&batch);
-        let mut p = lock(&self.pending);
         if written.is_err() {
             // Keep the records for the next flush; newer changes win.
+            let mut p = lock(&self.pending);
             for (id, rec) in batch.iter() {
                 p.dirty.entry(id.clone()).or_insert_with(|| rec.clone());
             }
+            p.flushing = Arc::default();
+            p.flushes += 1;
         }
-        p.flushing = Arc::default();
-        p.flushes += 1;
         written
     }
 
@@ -646,10 +655,16 @@ mod tests {
         assert!(state.try_update_pending("A", check).is_some());
         state.flush().expect("flush");
         assert!(
-            state.try_update_pending("A", check).is_none(),
-            "only on disk"
+            state.try_update_pending("A", check).is_some(),
+            "the last flush's records stay in memory"
         );
-        assert_eq!(seen(&state, "A"), Some(2));
+        state.flush().expect("flush");
+        state.flush().expect("flush");
+        assert!(
+            state.try_update_pending("A", check).is_none(),
+            "unchanged for a whole interval: only on disk"
+        );
+        assert_eq!(seen(&state, "A"), Some(3));
     }
 
     #[test]
