@@ -204,6 +204,10 @@ impl RunningServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // Device records are written behind; commit them before returning.
+        if let Err(e) = self.state.flush() {
+            tracing::error!(error = %e, "writing device records at stop failed");
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use crate::report::Row;
 mod download;
 mod footprint;
 mod resume;
+mod server;
 mod throttle;
 
 /// A row's measurement.
@@ -19,4 +20,5 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (footprint::P4, footprint::P4_TITLE, footprint::p4),
     (resume::P5, resume::P5_TITLE, resume::p5),
     (throttle::P6, throttle::P6_TITLE, throttle::p6),
+    (server::P8, server::P8_TITLE, server::p8),
 ];

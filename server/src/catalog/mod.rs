@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use dmagent::protocol::{ClientSettings, PackageRef, Settings};
+use bytes::Bytes;
+use dmagent::protocol::{ClientSettings, Document as _, PackageRef, PollResponse, Settings};
 
 pub use assign::{glob_match, resolve_for, DeviceFacts, Rule};
 pub use package::Package;
@@ -68,12 +69,61 @@ pub struct Catalog {
     pub defaults: Settings,
     /// Assignment rules in file order.
     pub rules: Vec<Rule>,
+    /// Encoded poll responses by the rules a device matches.
+    pub poll_responses: ResponseCache,
+}
+
+/// Encoded `PollResponse` documents of one catalog, keyed by the indices of
+/// the rules a device matches: the packages and settings a device gets
+/// depend on nothing else. A reload makes a new catalog with an empty cache.
+#[derive(Debug, Default)]
+pub struct ResponseCache(RwLock<HashMap<Vec<usize>, Bytes>>);
+
+/// At most this many distinct responses are kept (each is a few hundred
+/// bytes; a catalog whose rules single out devices would otherwise grow it
+/// without bound).
+const RESPONSE_CACHE_MAX: usize = 4096;
+
+impl Clone for ResponseCache {
+    /// An empty cache: a cloned catalog may be changed before it is used.
+    fn clone(&self) -> Self {
+        ResponseCache::default()
+    }
 }
 
 impl Catalog {
     /// The package IDs and settings for a device.
     pub fn for_device(&self, device: &DeviceFacts<'_>) -> (Vec<PackageRef>, Settings) {
         resolve_for(&self.defaults, &self.rules, device)
+    }
+
+    /// The encoded `PollResponse` for a device: its packages and settings,
+    /// encoded once per set of matching rules.
+    pub fn poll_response(&self, device: &DeviceFacts<'_>) -> Bytes {
+        let key: Vec<usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matches(device))
+            .map(|(i, _)| i)
+            .collect();
+        let cache = &self.poll_responses.0;
+        if let Some(b) = cache.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return b.clone();
+        }
+        let (packages, settings) = self.for_device(device);
+        let body = Bytes::from(
+            PollResponse {
+                settings: Some(settings),
+                applicable_packages: Some(packages),
+            }
+            .encode(),
+        );
+        let mut cache = cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() < RESPONSE_CACHE_MAX {
+            cache.insert(key, body.clone());
+        }
+        body
     }
 
     /// The package if it exists and is assigned to the device.
@@ -202,6 +252,7 @@ pub fn load(dir: &Path, cache: &mut DigestCache) -> Result<Catalog, CatalogError
         packages,
         defaults,
         rules,
+        poll_responses: ResponseCache::default(),
     })
 }
 
@@ -273,5 +324,37 @@ impl CatalogHandle {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_poll_responses_are_the_encoded_resolution_per_rule_set() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-catalog");
+        let cat = load(&dir, &mut DigestCache::default()).expect("sample catalog");
+        let kiosk = DeviceFacts {
+            id: "A",
+            name: Some("KIOSK-017"),
+            platform: Some("Linux"),
+        };
+        let other = DeviceFacts {
+            id: "B",
+            name: Some("POS-1"),
+            platform: Some("Linux"),
+        };
+        for d in [kiosk, other, kiosk, other] {
+            let (packages, settings) = cat.for_device(&d);
+            let fresh = PollResponse {
+                settings: Some(settings),
+                applicable_packages: Some(packages),
+            }
+            .encode();
+            assert_eq!(cat.poll_response(&d), fresh, "{d:?}");
+        }
+        assert_ne!(cat.poll_response(&kiosk), cat.poll_response(&other));
+        assert_eq!(cat.clone().poll_responses.0.read().expect("lock").len(), 0);
     }
 }

@@ -23,10 +23,12 @@ fn fingerprint(handle: &CatalogHandle) -> Fingerprint {
 
 /// Starts the watcher; it stops when `stop` becomes true.
 pub fn spawn_watcher(handle: CatalogHandle, interval: Duration, stop: Arc<AtomicBool>) {
+    // Taken before the thread runs: a change made right after the server
+    // started must differ from it, however late the thread gets going.
+    let mut last = fingerprint(&handle);
     let spawned = std::thread::Builder::new()
         .name("catalog-watch".into())
         .spawn(move || {
-            let mut last = fingerprint(&handle);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(interval);
                 // Taken before the reload: a write during the reload shows

@@ -116,6 +116,23 @@ async fn xml_message(
         Ok(Err(e)) => return Err(Reject::bad(format!("cannot read the request body: {e}"))),
         Ok(Ok(b)) => b,
     };
+    if body.len() <= handlers::INLINE_POLL_MAX
+        && matches!(ctx.header_action(), Ok(Some(Action::Poll)))
+    {
+        // Most polls need no disk: answered here, without a thread hop.
+        let doc = match handlers::poll_inline(app, &ctx, &body) {
+            handlers::PollInline::Done(r) => return r,
+            handlers::PollInline::Blocking(doc) => doc,
+        };
+        let app = app.clone();
+        return match web::block(move || handlers::poll_blocking(&app, &ctx, *doc)).await {
+            Ok(r) => r,
+            Err(e) => Err(Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("handler failed: {e}"),
+            )),
+        };
+    }
     let app = app.clone();
     match web::block(move || handlers::handle_xml(&app, &ctx, &body)).await {
         Ok(r) => r,

@@ -7,11 +7,12 @@ use std::pin::Pin;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use bytes::Bytes;
 use dmagent::protocol::envelope::{HEADER_AUTH, HEADER_TIMESTAMP};
 use dmagent::protocol::{
     percent_decode_filename, root_element_name_with, Action, DevicePoll, Document, FileReport,
     Instructions, InstructionsRequest, Inventory, Limits, PackageLocation, PackageLocationRequest,
-    PollResponse, ReportType, Status,
+    ReportType, Status,
 };
 use sha2::{Digest, Sha256};
 
@@ -25,16 +26,16 @@ use crate::time::now_rfc3339;
 #[derive(Debug, Default)]
 pub(super) struct Reply {
     status: u16,
-    body: Vec<u8>,
+    body: Bytes,
     xml: bool,
     headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
-    fn xml(body: Vec<u8>) -> Self {
+    fn xml(body: impl Into<Bytes>) -> Self {
         Reply {
             status: 200,
-            body,
+            body: body.into(),
             xml: true,
             headers: Vec::new(),
         }
@@ -173,48 +174,155 @@ pub(super) fn handle_xml(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Resul
     }
 }
 
+/// Why a poll could not be answered (yet).
+enum PollStop {
+    /// Refused.
+    Reject(Reject),
+    /// Needs the disk (the device record is not in memory, or a new token
+    /// must be committed): finish on a blocking thread.
+    Blocking,
+}
+
+impl From<Reject> for PollStop {
+    fn from(r: Reject) -> Self {
+        PollStop::Reject(r)
+    }
+}
+
+impl From<crate::state::StateError> for PollStop {
+    fn from(e: crate::state::StateError) -> Self {
+        PollStop::Reject(e.into())
+    }
+}
+
+/// What became of a poll tried on the async thread.
+pub(super) enum PollInline {
+    /// Answered or refused.
+    Done(Result<Reply, Reject>),
+    /// Finish it with [`poll_blocking`] on a blocking thread.
+    Blocking(Box<DevicePoll>),
+}
+
+/// Poll bodies up to this size are decoded on the async thread (a few
+/// microseconds); larger ones go to a blocking thread whole.
+pub(super) const INLINE_POLL_MAX: usize = 16 * 1024;
+
+/// Answers a poll without touching the disk, if the device's record is in
+/// memory (it polled within the last flush interval or two).
+pub(super) fn poll_inline(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> PollInline {
+    let mut doc = match decode::<DevicePoll>(app, body) {
+        Ok(d) => Some(d),
+        Err(e) => return PollInline::Done(Err(e)),
+    };
+    match poll_with(app, ctx, &mut doc, false) {
+        Ok(r) => PollInline::Done(Ok(r)),
+        Err(PollStop::Reject(r)) => PollInline::Done(Err(r)),
+        Err(PollStop::Blocking) => match doc {
+            Some(d) => PollInline::Blocking(Box::new(d)),
+            None => PollInline::Done(Err(Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the poll was lost between its two halves",
+            ))),
+        },
+    }
+}
+
+/// Answers a decoded poll, reading and committing as needed.
+pub(super) fn poll_blocking(
+    app: &AppState,
+    ctx: &RequestCtx,
+    doc: DevicePoll,
+) -> Result<Reply, Reject> {
+    match poll_with(app, ctx, &mut Some(doc), true) {
+        Ok(r) => Ok(r),
+        Err(PollStop::Reject(r)) => Err(r),
+        Err(PollStop::Blocking) => Err(Reject::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a blocking poll asked to block",
+        )),
+    }
+}
+
 fn poll(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
-    let doc: DevicePoll = decode(app, body)?;
-    let id = device_id(ctx, Some(&doc))?;
-    let before = app.state.device(&id)?;
+    poll_blocking(app, ctx, decode(app, body)?)
+}
+
+/// Updates the device record from the poll in `doc` (taken only when the
+/// update is made) and answers it. With `may_block` false, stops with
+/// [`PollStop::Blocking`] instead of reading or committing.
+fn poll_with(
+    app: &AppState,
+    ctx: &RequestCtx,
+    doc: &mut Option<DevicePoll>,
+    may_block: bool,
+) -> Result<Reply, PollStop> {
+    let id = device_id(ctx, doc.as_ref())?;
     let body_token = doc
-        .connection
         .as_ref()
-        .and_then(|c| c.authorization_token.as_deref());
-    let echo = authorize(app, ctx, before.as_ref(), true, body_token)?;
+        .and_then(|d| d.connection.as_ref())
+        .and_then(|c| c.authorization_token.clone());
     let issued = now_rfc3339();
-    let now = issued.clone();
-    let enrol = app.config.auth && echo.is_none();
-    let (rec, ()) = app.state.update_device(&id, |r| {
-        if r.first_seen.is_empty() {
-            r.first_seen = now.clone();
+    let check = |before: &DeviceRecord| {
+        let echo = authorize(app, ctx, Some(before), true, body_token.as_deref())?;
+        let enrol = app.config.auth && echo.is_none();
+        if enrol && !may_block {
+            return Err(PollStop::Blocking);
         }
-        r.last_seen = now;
-        r.poll = Some(doc);
-        r.headers = ctx.headers.clone();
-        r.action_header = ctx.action_header.clone().unwrap_or_default();
-        r.user_agent = ctx.user_agent.clone();
-        r.remote_addr = ctx.remote_addr.clone();
-        r.poll_count += 1;
-        r.issued_timestamp = Some(issued.clone());
-        if enrol {
-            r.auth_token = Some(uuid::Uuid::new_v4().to_string());
-        }
-    })?;
-    let catalog = app.catalog.get();
-    let (packages, settings) = catalog.for_device(&facts(&rec));
-    let resp = PollResponse {
-        settings: Some(settings),
-        applicable_packages: Some(packages),
+        let issued = issued.clone();
+        Ok(move |r: &mut DeviceRecord| {
+            if r.first_seen.is_empty() {
+                r.first_seen = issued.clone();
+            }
+            r.last_seen.clone_from(&issued);
+            r.poll = doc.take();
+            r.headers.clone_from(&ctx.headers);
+            r.action_header = ctx.action_header.clone().unwrap_or_default();
+            r.user_agent.clone_from(&ctx.user_agent);
+            r.remote_addr.clone_from(&ctx.remote_addr);
+            r.poll_count += 1;
+            r.issued_timestamp = Some(issued);
+            if enrol {
+                r.auth_token = Some(uuid::Uuid::new_v4().to_string());
+            }
+            Polled {
+                name: r.name().map(str::to_owned),
+                platform: r.platform().map(str::to_owned),
+                token: if app.config.auth {
+                    r.auth_token.clone()
+                } else {
+                    echo
+                },
+                enrolled: enrol,
+            }
+        })
     };
-    let token = if app.config.auth {
-        rec.auth_token.clone()
+    let polled = if may_block {
+        app.state.try_update_device(&id, check)?
     } else {
-        echo
+        app.state
+            .try_update_pending(&id, check)
+            .unwrap_or(Err(PollStop::Blocking))?
     };
-    Ok(Reply::xml(resp.encode())
+    if polled.enrolled {
+        // A token the device holds must survive a crash: commit it now.
+        app.state.flush()?;
+    }
+    let body = app.catalog.get().poll_response(&DeviceFacts {
+        id: &id,
+        name: polled.name.as_deref(),
+        platform: polled.platform.as_deref(),
+    });
+    Ok(Reply::xml(body)
         .header(HEADER_TIMESTAMP, Some(issued))
-        .header(HEADER_AUTH, token))
+        .header(HEADER_AUTH, polled.token))
+}
+
+/// What a poll needs of the device record after updating it.
+struct Polled {
+    name: Option<String>,
+    platform: Option<String>,
+    token: Option<String>,
+    enrolled: bool,
 }
 
 /// The device record (or a bare one for a device that never polled), after
