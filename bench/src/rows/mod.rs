@@ -3,6 +3,7 @@
 use crate::ctx::Ctx;
 use crate::report::Row;
 
+mod decode;
 mod download;
 mod footprint;
 
@@ -15,4 +16,5 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (download::P2, download::P2_TITLE, download::p2),
     (footprint::P3, footprint::P3_TITLE, footprint::p3),
     (footprint::P4, footprint::P4_TITLE, footprint::p4),
+    (decode::P7, decode::P7_TITLE, decode::p7),
 ];
