@@ -11,7 +11,8 @@
 pub mod actor;
 pub mod schedule;
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::protocol::PackageRef;
 use crate::store::{PackageRecord, PackageState};
@@ -31,49 +32,82 @@ pub fn same_package(a: &str, b: &str) -> bool {
     a == b || (is_guid(a) && is_guid(b) && a.eq_ignore_ascii_case(b))
 }
 
+/// `8-4-4-4-12` hex digits, optionally inside braces.
 fn is_guid(id: &str) -> bool {
     let id = id.trim_start_matches('{').trim_end_matches('}');
-    let groups: Vec<&str> = id.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// A package ID as [`same_package`] sees it: a GUID in upper case, any
+/// other ID as it is. Two IDs are the same package exactly when their keys
+/// are equal, so the comparison can use hash tables instead of comparing
+/// every pair.
+fn key(id: &str) -> Cow<'_, str> {
+    if is_guid(id) && id.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(id.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(id)
+    }
 }
 
 /// Compares `listed` (the poll response's `ApplicablePackages`, `None` when
 /// the element was absent) with the `stored` packages.
+///
+/// Linear in the sizes of both lists: the stored packages go into a hash
+/// table once, and each listed ID is looked up once.
 pub fn reconcile(stored: &[PackageRecord], listed: Option<&[PackageRef]>) -> Reconcile {
     let Some(listed) = listed else {
         return Reconcile::default();
     };
-    let mut seen: Vec<&str> = Vec::new();
+    // The first stored record of each ID (IDs that differ only in the case
+    // of a GUID are one package), and for every record the index of that
+    // first one.
+    let mut first: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(stored.len());
+    let first_of: Vec<usize> = stored
+        .iter()
+        .enumerate()
+        .map(|(i, p)| *first.entry(key(&p.id)).or_insert(i))
+        .collect();
+    let mut listed_stored = vec![false; stored.len()];
+    let mut listed_new: HashSet<Cow<'_, str>> = HashSet::new();
     let mut request = Vec::new();
     for package in listed {
         let id = package.id.as_str();
-        if id.is_empty() || seen.iter().any(|s| same_package(s, id)) {
+        if id.is_empty() {
             continue;
         }
-        seen.push(id);
-        match stored.iter().find(|p| same_package(&p.id, id)) {
-            None => request.push(id.to_owned()),
-            // Instructions never arrived, or the download failed for good:
-            // ask again (once per poll).
-            Some(p)
+        let key = key(id);
+        match first.get(&key) {
+            None => {
+                if listed_new.insert(key) {
+                    request.push(id.to_owned());
+                }
+            }
+            Some(&i) => {
+                if std::mem::replace(&mut listed_stored[i], true) {
+                    continue; // listed twice
+                }
+                let p = &stored[i];
+                // Instructions never arrived, or the download failed for
+                // good: ask again (once per poll).
                 if matches!(
                     p.state,
                     PackageState::AwaitingInstructions | PackageState::Failed
-                ) =>
-            {
-                request.push(p.id.clone());
+                ) {
+                    request.push(p.id.clone());
+                }
             }
-            Some(_) => {}
         }
     }
     let remove = stored
         .iter()
-        .filter(|p| !seen.iter().any(|s| same_package(s, &p.id)))
-        .map(|p| p.id.clone())
+        .zip(&first_of)
+        .filter(|(_, &f)| !listed_stored[f])
+        .map(|(p, _)| p.id.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -147,5 +181,87 @@ mod tests {
         let r = reconcile(&db, Some(&listed(&["F", "W", "D"])));
         assert_eq!(r.request, ["F", "W"]);
         assert!(r.remove.is_empty());
+    }
+
+    /// The comparison as part A §5.5 words it, pair by pair: the reference
+    /// the hash-table version must agree with.
+    fn reconcile_pairwise(stored: &[PackageRecord], listed: &[PackageRef]) -> Reconcile {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut request = Vec::new();
+        for package in listed {
+            let id = package.id.as_str();
+            if id.is_empty() || seen.iter().any(|s| same_package(s, id)) {
+                continue;
+            }
+            seen.push(id);
+            match stored.iter().find(|p| same_package(&p.id, id)) {
+                None => request.push(id.to_owned()),
+                Some(p)
+                    if matches!(
+                        p.state,
+                        PackageState::AwaitingInstructions | PackageState::Failed
+                    ) =>
+                {
+                    request.push(p.id.clone())
+                }
+                Some(_) => {}
+            }
+        }
+        let remove = stored
+            .iter()
+            .filter(|p| !seen.iter().any(|s| same_package(s, &p.id)))
+            .map(|p| p.id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Reconcile { request, remove }
+    }
+
+    #[test]
+    fn agrees_with_the_pairwise_comparison() {
+        let guid = "9a437ca5-5b17-4486-9e87-260742074a72";
+        let ids = [
+            guid.to_owned(),
+            guid.to_uppercase(),
+            format!("{{{guid}}}"),
+            format!("{{{}}}", guid.to_uppercase()),
+            format!("{{{{{guid}}}"),
+            "9A437CA5-5B17-4486-9E87-260742074A7G".to_owned(),
+            "abc".to_owned(),
+            "ABC".to_owned(),
+            "CEN00042".to_owned(),
+            String::new(),
+        ];
+        let states = PackageState::ALL;
+        // Every stored subset of the first few IDs against listed sequences
+        // drawn from all of them, with duplicates.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..2000 {
+            let db: Vec<PackageRecord> = (0..next(6))
+                .map(|_| stored(&ids[next(ids.len() - 1)], states[next(states.len())]))
+                .collect();
+            let list: Vec<PackageRef> = (0..next(8))
+                .map(|_| PackageRef {
+                    id: ids[next(ids.len())].clone(),
+                })
+                .collect();
+            assert_eq!(
+                reconcile(&db, Some(&list)),
+                reconcile_pairwise(&db, &list),
+                "stored {:?}, listed {list:?}",
+                db.iter().map(|p| (&p.id, p.state)).collect::<Vec<_>>()
+            );
+        }
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(key(a) == key(b), same_package(a, b), "{a} {b}");
+            }
+        }
     }
 }
