@@ -104,7 +104,7 @@ async fn poll_cycle(context: &Arc<AgentContext>) -> Result<Summary, AgentError> 
     let response = PollResponse::decode(&exchange.body)?;
     apply_settings(context, &response).await?;
 
-    let stored = context.db(|s| s.packages()).await?;
+    let stored = context.db(|s| s.package_states()).await?;
     let plan = reconcile(&stored, response.applicable_packages.as_deref());
     let mut summary = Summary::default();
     for id in plan.remove {

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::protocol::PackageRef;
-use crate::store::{PackageRecord, PackageState};
+use crate::store::{PackageState, PackageStates};
 
 /// What one poll response asks of the client database.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,14 +55,16 @@ fn key(id: &str) -> Cow<'_, str> {
 }
 
 /// Compares `listed` (the poll response's `ApplicablePackages`, `None` when
-/// the element was absent) with the `stored` packages.
+/// the element was absent) with the `stored` packages (their IDs and
+/// states, from the package index).
 ///
 /// Linear in the sizes of both lists: the stored packages go into a hash
 /// table once, and each listed ID is looked up once.
-pub fn reconcile(stored: &[PackageRecord], listed: Option<&[PackageRef]>) -> Reconcile {
+pub fn reconcile(stored: &PackageStates, listed: Option<&[PackageRef]>) -> Reconcile {
     let Some(listed) = listed else {
         return Reconcile::default();
     };
+    let stored: Vec<(&str, PackageState)> = stored.iter().collect();
     // The first stored record of each ID (IDs that differ only in the case
     // of a GUID are one package), and for every record the index of that
     // first one.
@@ -70,7 +72,7 @@ pub fn reconcile(stored: &[PackageRecord], listed: Option<&[PackageRef]>) -> Rec
     let first_of: Vec<usize> = stored
         .iter()
         .enumerate()
-        .map(|(i, p)| *first.entry(key(&p.id)).or_insert(i))
+        .map(|(i, &(id, _))| *first.entry(key(id)).or_insert(i))
         .collect();
     let mut listed_stored = vec![false; stored.len()];
     let mut listed_new: HashSet<Cow<'_, str>> = HashSet::new();
@@ -91,14 +93,14 @@ pub fn reconcile(stored: &[PackageRecord], listed: Option<&[PackageRef]>) -> Rec
                 if std::mem::replace(&mut listed_stored[i], true) {
                     continue; // listed twice
                 }
-                let p = &stored[i];
+                let (stored_id, state) = stored[i];
                 // Instructions never arrived, or the download failed for
                 // good: ask again (once per poll).
                 if matches!(
-                    p.state,
+                    state,
                     PackageState::AwaitingInstructions | PackageState::Failed
                 ) {
-                    request.push(p.id.clone());
+                    request.push(stored_id.to_owned());
                 }
             }
         }
@@ -107,7 +109,7 @@ pub fn reconcile(stored: &[PackageRecord], listed: Option<&[PackageRef]>) -> Rec
         .iter()
         .zip(&first_of)
         .filter(|(_, &f)| !listed_stored[f])
-        .map(|(p, _)| p.id.clone())
+        .map(|(&(id, _), _)| id.to_owned())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -118,12 +120,12 @@ pub fn reconcile(stored: &[PackageRecord], listed: Option<&[PackageRef]>) -> Rec
 mod tests {
     use super::*;
 
-    const NOW: u64 = 1_700_000_000;
+    fn stored(id: &str, state: PackageState) -> (String, PackageState) {
+        (id.to_owned(), state)
+    }
 
-    fn stored(id: &str, state: PackageState) -> PackageRecord {
-        let mut p = PackageRecord::new(id, NOW);
-        p.state = state;
-        p
+    fn db<const N: usize>(packages: [(String, PackageState); N]) -> PackageStates {
+        packages.into_iter().collect()
     }
 
     fn listed(ids: &[&str]) -> Vec<PackageRef> {
@@ -136,11 +138,11 @@ mod tests {
 
     #[test]
     fn requests_missing_removes_unlisted_keeps_the_rest() {
-        let db = [
+        let db = db([
             stored("A", PackageState::Installed),
             stored("B", PackageState::Pending),
             stored("GONE", PackageState::Installed),
-        ];
+        ]);
         let r = reconcile(&db, Some(&listed(&["A", "B", "NEW"])));
         assert_eq!(r.request, ["NEW"]);
         assert_eq!(r.remove, ["GONE"]);
@@ -148,7 +150,7 @@ mod tests {
 
     #[test]
     fn absent_list_changes_nothing_and_empty_list_removes_everything() {
-        let db = [stored("A", PackageState::Installed)];
+        let db = db([stored("A", PackageState::Installed)]);
         assert_eq!(reconcile(&db, None), Reconcile::default());
         let r = reconcile(&db, Some(&[]));
         assert_eq!(r.remove, ["A"]);
@@ -158,7 +160,7 @@ mod tests {
     #[test]
     fn duplicates_are_ignored_and_guids_compare_case_insensitively() {
         let guid = "9A437CA5-5B17-4486-9E87-260742074A72";
-        let db = [stored(&guid.to_lowercase(), PackageState::Installed)];
+        let db = db([stored(&guid.to_lowercase(), PackageState::Installed)]);
         let r = reconcile(&db, Some(&listed(&[guid, guid, "x", "x"])));
         assert_eq!(r.request, ["x"]);
         assert!(
@@ -173,11 +175,11 @@ mod tests {
 
     #[test]
     fn failed_and_instructionless_packages_are_requested_again() {
-        let db = [
+        let db = db([
             stored("F", PackageState::Failed),
             stored("W", PackageState::AwaitingInstructions),
             stored("D", PackageState::Downloading),
-        ];
+        ]);
         let r = reconcile(&db, Some(&listed(&["F", "W", "D"])));
         assert_eq!(r.request, ["F", "W"]);
         assert!(r.remove.is_empty());
@@ -185,7 +187,7 @@ mod tests {
 
     /// The comparison as part A §5.5 words it, pair by pair: the reference
     /// the hash-table version must agree with.
-    fn reconcile_pairwise(stored: &[PackageRecord], listed: &[PackageRef]) -> Reconcile {
+    fn reconcile_pairwise(stored: &[(String, PackageState)], listed: &[PackageRef]) -> Reconcile {
         let mut seen: Vec<&str> = Vec::new();
         let mut request = Vec::new();
         for package in listed {
@@ -194,23 +196,26 @@ mod tests {
                 continue;
             }
             seen.push(id);
-            match stored.iter().find(|p| same_package(&p.id, id)) {
+            match stored
+                .iter()
+                .find(|(stored_id, _)| same_package(stored_id, id))
+            {
                 None => request.push(id.to_owned()),
-                Some(p)
+                Some((stored_id, state))
                     if matches!(
-                        p.state,
+                        state,
                         PackageState::AwaitingInstructions | PackageState::Failed
                     ) =>
                 {
-                    request.push(p.id.clone())
+                    request.push(stored_id.clone())
                 }
                 Some(_) => {}
             }
         }
         let remove = stored
             .iter()
-            .filter(|p| !seen.iter().any(|s| same_package(s, &p.id)))
-            .map(|p| p.id.clone())
+            .filter(|(id, _)| !seen.iter().any(|s| same_package(s, id)))
+            .map(|(id, _)| id.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -243,7 +248,7 @@ mod tests {
             (x % n as u64) as usize
         };
         for _ in 0..2000 {
-            let db: Vec<PackageRecord> = (0..next(6))
+            let db: Vec<(String, PackageState)> = (0..next(6))
                 .map(|_| stored(&ids[next(ids.len() - 1)], states[next(states.len())]))
                 .collect();
             let list: Vec<PackageRef> = (0..next(8))
@@ -252,10 +257,9 @@ mod tests {
                 })
                 .collect();
             assert_eq!(
-                reconcile(&db, Some(&list)),
+                reconcile(&db.iter().cloned().collect(), Some(&list)),
                 reconcile_pairwise(&db, &list),
-                "stored {:?}, listed {list:?}",
-                db.iter().map(|p| (&p.id, p.state)).collect::<Vec<_>>()
+                "stored {db:?}, listed {list:?}"
             );
         }
         for a in &ids {

@@ -11,7 +11,7 @@ use dmagent::protocol::{
     ClientSettings, Document, FileFilterItem, LinkFlags, PackageHash, PackageInstructions,
     PackageRef, PollResponse, ReportSettings, Settings,
 };
-use dmagent::store::{Outcome, PackageRecord, PackageState, Store};
+use dmagent::store::{Outcome, PackageRecord, PackageState, PackageStates, Store};
 
 use crate::ctx::Ctx;
 use crate::report::{Baseline, Goal, Line, Row};
@@ -287,8 +287,8 @@ fn decode(bytes: &[u8]) -> PollResponse {
     PollResponse::decode(bytes).expect("the bench response decodes")
 }
 
-fn read(store: &Store) -> Vec<PackageRecord> {
-    store.packages().expect("the bench database reads")
+fn read(store: &Store) -> PackageStates {
+    store.package_states().expect("the bench database reads")
 }
 
 /// What the poller does with a response body: decode it, read the stored
