@@ -201,12 +201,7 @@ mod tests {
                 .find(|(stored_id, _)| same_package(stored_id, id))
             {
                 None => request.push(id.to_owned()),
-                Some((stored_id, state))
-                    if matches!(
-                        state,
-                        PackageState::AwaitingInstructions | PackageState::Failed
-                    ) =>
-                {
+                Some((stored_id, PackageState::AwaitingInstructions | PackageState::Failed)) => {
                     request.push(stored_id.clone())
                 }
                 Some(_) => {}
