@@ -14,6 +14,8 @@ pub mod schedule;
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use crate::protocol::PackageRef;
 use crate::store::{PackageState, PackageStates};
 
@@ -47,11 +49,36 @@ fn is_guid(id: &str) -> bool {
 /// are equal, so the comparison can use hash tables instead of comparing
 /// every pair.
 fn key(id: &str) -> Cow<'_, str> {
-    if is_guid(id) && id.bytes().any(|b| b.is_ascii_lowercase()) {
+    if has_ascii_lowercase(id) && is_guid(id) {
         Cow::Owned(id.to_ascii_uppercase())
     } else {
         Cow::Borrowed(id)
     }
+}
+
+/// Whether `s` has a byte in `a..=z`, eight bytes at a time (package IDs
+/// are mostly upper case: this is what most of them cost).
+fn has_ascii_lowercase(s: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = ONES * 0x7F;
+    const HIGH: u64 = ONES * 0x80;
+    // A byte's high bit set exactly where it is above 0x60 and below 0x7B
+    // (the "has between" bit trick: no carries cross bytes).
+    let between = |x: u64| {
+        let low = x & LOW7;
+        (ONES * (0x7F + 0x7B)).wrapping_sub(low)
+            & !x
+            & low.wrapping_add(ONES * (0x7F - 0x60))
+            & HIGH
+    };
+    let mut rest = s.as_bytes();
+    while let Some((word, after)) = rest.split_first_chunk::<8>() {
+        if between(u64::from_le_bytes(*word)) != 0 {
+            return true;
+        }
+        rest = after;
+    }
+    rest.iter().any(u8::is_ascii_lowercase)
 }
 
 /// Compares `listed` (the poll response's `ApplicablePackages`, `None` when
@@ -68,14 +95,16 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&[PackageRef]>) -> Recon
     // The first stored record of each ID (IDs that differ only in the case
     // of a GUID are one package), and for every record the index of that
     // first one.
-    let mut first: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(stored.len());
+    // foldhash: a seeded hash several times cheaper than SipHash on IDs.
+    let mut first: HashMap<Cow<'_, str>, usize, RandomState> =
+        HashMap::with_capacity_and_hasher(stored.len(), RandomState::default());
     let first_of: Vec<usize> = stored
         .iter()
         .enumerate()
         .map(|(i, &(id, _))| *first.entry(key(id)).or_insert(i))
         .collect();
     let mut listed_stored = vec![false; stored.len()];
-    let mut listed_new: HashSet<Cow<'_, str>> = HashSet::new();
+    let mut listed_new: HashSet<Cow<'_, str>, RandomState> = HashSet::default();
     let mut request = Vec::new();
     for package in listed {
         let id = package.id.as_str();
@@ -215,6 +244,22 @@ mod tests {
             .into_iter()
             .collect();
         Reconcile { request, remove }
+    }
+
+    #[test]
+    fn lowercase_detection() {
+        for b in 0..=255u8 {
+            for pos in 0..17 {
+                let mut s = vec![b'A'; 17];
+                s[pos] = b;
+                let s = String::from_utf8_lossy(&s);
+                assert_eq!(
+                    has_ascii_lowercase(&s),
+                    s.bytes().any(|c| c.is_ascii_lowercase()),
+                    "{s:?}"
+                );
+            }
+        }
     }
 
     #[test]

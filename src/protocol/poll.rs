@@ -158,11 +158,11 @@ pub(crate) fn read_device_poll(p: &mut XmlIn<'_>) -> Result<DevicePoll> {
     let mut ident: Option<Identification> = None;
     let mut stray_adapters = Vec::new();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "ManagementSystem" => {
                 let mut ms = ManagementSystem::default();
                 while let Some(t) = p.next_child()? {
-                    match t.name.as_str() {
+                    match t.name() {
                         "Name" => ms.name = Some(p.text()?),
                         "Version" => ms.version = Some(p.text()?),
                         _ => p.skip()?,
@@ -184,7 +184,7 @@ pub(crate) fn read_device_poll(p: &mut XmlIn<'_>) -> Result<DevicePoll> {
             "Connection" => {
                 let mut c = Connection::default();
                 while let Some(t) = p.next_child()? {
-                    match t.name.as_str() {
+                    match t.name() {
                         "AuthorizationToken" => c.authorization_token = Some(p.text()?),
                         "Timestamp" => c.timestamp = Some(p.text()?),
                         _ => p.skip()?,
@@ -206,7 +206,7 @@ fn read_identification(p: &mut XmlIn<'_>) -> Result<Identification> {
     let mut out = Identification::default();
     let mut id = None;
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "ID" => id = Some(p.text()?),
             "DeviceName" => out.device_name = Some(p.text()?),
             "UserName" => out.user_name = Some(p.text()?),
@@ -228,7 +228,7 @@ fn read_identification(p: &mut XmlIn<'_>) -> Result<Identification> {
 fn read_adapter(p: &mut XmlIn<'_>) -> Result<NetworkAdapter> {
     let mut out = NetworkAdapter::default();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "IPAddress" => out.ip_address = Some(p.text()?),
             "IPSubnet" => out.ip_subnet = Some(p.text()?),
             "MAC" => out.mac = Some(p.text()?),
@@ -274,7 +274,7 @@ pub(crate) fn write_device_poll(x: &DevicePoll, w: &mut XmlOut) {
 pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
     let mut out = PollResponse::default();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "Settings" => {
                 let settings = out.settings.get_or_insert_with(Settings::default);
                 while let Some(t) = p.next_child()? {
@@ -312,17 +312,17 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
 /// (the caller then skips it).
 fn read_settings_section(
     p: &mut XmlIn<'_>,
-    tag: &super::xml::Tag,
+    tag: &super::xml::Tag<'_>,
     settings: &mut Settings,
 ) -> Result<bool> {
-    match tag.name.as_str() {
+    match tag.name() {
         "ClientSettings" => {
             let mut c = ClientSettings {
                 version: tag.attr("version").map(str::to_owned),
                 ..ClientSettings::default()
             };
             while let Some(t) = p.next_child()? {
-                match t.name.as_str() {
+                match t.name() {
                     "PollServer" => c.poll_server = Some(p.text()?),
                     "PollInterval" => c.poll_interval = Some(p.parse_text(parse_duration)?),
                     "FailureRetryCount" => c.failure_retry_count = Some(p.parse_text(parse_u32)?),
@@ -346,13 +346,13 @@ fn read_settings_section(
     Ok(true)
 }
 
-fn read_report_settings(p: &mut XmlIn<'_>, tag: &super::xml::Tag) -> Result<ReportSettings> {
+fn read_report_settings(p: &mut XmlIn<'_>, tag: &super::xml::Tag<'_>) -> Result<ReportSettings> {
     let mut out = ReportSettings {
         version: tag.attr("version").map(str::to_owned),
         ..ReportSettings::default()
     };
     while let Some(t) = p.next_child()? {
-        match t.name.as_str() {
+        match t.name() {
             "Enabled" => out.enabled = Some(p.parse_text(parse_bool)?),
             "Interval" => out.interval = Some(p.parse_text(parse_duration)?),
             "FileFilterItem" => out.file_filters.push(read_filter(p)?),
@@ -368,7 +368,7 @@ fn read_filter(p: &mut XmlIn<'_>) -> Result<FileFilterItem> {
     let mut path = None;
     let mut out = FileFilterItem::default();
     while let Some(t) = p.next_child()? {
-        match t.name.as_str() {
+        match t.name() {
             "Filter" => filter = Some(p.text()?),
             "Path" => path = Some(p.text()?),
             "Recursive" => out.recursive = Some(p.parse_text(parse_bool)?),
