@@ -148,7 +148,7 @@ use super::error::DecodeError;
 use super::literals::{
     format_bool, format_duration, parse_bool, parse_duration, parse_u32, parse_u32_dec_or_hex,
 };
-use super::xml::{XmlIn, XmlOut};
+use super::xml::{Child, XmlIn, XmlOut};
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
@@ -292,13 +292,16 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
             }
             "ApplicablePackages" => {
                 let list = out.applicable_packages.get_or_insert_with(Vec::new);
-                while let Some(t) = p.next_child()? {
-                    if t.name == "Package" {
-                        let id = p.req_attr(&t, "ID")?.to_owned();
-                        p.skip()?;
-                        list.push(PackageRef { id });
-                    } else {
-                        p.skip()?;
+                // `<Package ID="..."/>` as servers write it costs no tag.
+                while let Some(child) = p.next_child_or_value(Some(("Package", "ID")))? {
+                    match child {
+                        Child::Value(id) => list.push(PackageRef { id: id.to_owned() }),
+                        Child::Tag(t) if t.name == "Package" => {
+                            let id = p.req_attr(&t, "ID")?.to_owned();
+                            p.skip()?;
+                            list.push(PackageRef { id });
+                        }
+                        Child::Tag(_) => p.skip()?,
                     }
                 }
             }

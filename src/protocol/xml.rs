@@ -20,10 +20,19 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::error::{DecodeError, DecodeErrorKind, Limits};
-use super::literals::{is_xml_space, trim_xml};
+use super::literals::trim_xml;
 use super::NAMESPACE;
 
 type Result<T> = std::result::Result<T, DecodeError>;
+
+/// A child element as [`XmlIn::next_child_or_value`] returns it.
+#[derive(Debug)]
+pub(crate) enum Child<'a> {
+    /// A plain empty element of the kind asked for: its attribute's value.
+    Value(&'a str),
+    /// Any other element.
+    Tag(Tag<'a>),
+}
 
 /// Attributes a tag keeps without a heap allocation when they borrow from
 /// the input; most of the protocol's elements have one or none.
@@ -78,90 +87,139 @@ impl<'a> Tag<'a> {
     }
 }
 
-/// Whether a raw attribute value can be used as it is: printable ASCII
-/// (0x20..=0x7E) without `&` or `<`, so unescaping, normalisation and the
-/// XML character check would change or refuse nothing. Eight bytes at a
-/// time: a byte is zero in `x ^ c` exactly where `x` has byte `c`.
-fn plain_attr(raw: &str) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Any byte of `v` below `n` (for n <= 0x80); exact as a yes/no answer.
-    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH != 0;
-    let zero = |v: u64| below(v, 1);
-    let chunks = raw.as_bytes().chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        if x & HIGH != 0
-            || below(x, 0x20)
-            || zero(x ^ (ONES * 0x7F))
-            || zero(x ^ (ONES * u64::from(b'&')))
-            || zero(x ^ (ONES * u64::from(b'<')))
-        {
-            return false;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// For each byte of `x`, the high bit set if the byte is below `n` (for
+/// n <= 0x80), or equal to `c` in [`equal`]. Borrows only run upwards from
+/// a byte that is a hit, so the lowest set bit is always exact.
+fn below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
+}
+
+fn equal(x: u64, c: u8) -> u64 {
+    below(x ^ (ONES * u64::from(c)), 1)
+}
+
+/// Bytes that may not appear in a value used as it is: outside printable
+/// ASCII (0x20..=0x7E), `&` and `<`.
+fn not_plain(x: u64) -> u64 {
+    (x & HIGH) | below(x, 0x20) | equal(x, 0x7F) | equal(x, b'&') | equal(x, b'<')
+}
+
+fn is_plain_byte(b: u8) -> bool {
+    (0x20..0x7F).contains(&b) && b != b'&' && b != b'<'
+}
+
+/// The position of the first `quote` in `s` if every byte before it is
+/// plain (printable ASCII, not `&` or `<`): such a value needs no
+/// unescaping, normalisation or character check. Eight bytes at a time.
+fn plain_until(s: &[u8], quote: u8) -> Option<usize> {
+    let mut at = 0;
+    let mut rest = s;
+    while let Some((word, after)) = rest.split_first_chunk::<8>() {
+        let x = u64::from_le_bytes(*word);
+        let q = equal(x, quote).trailing_zeros() / 8;
+        let bad = not_plain(x).trailing_zeros() / 8;
+        if bad < q {
+            return None;
+        }
+        if q < 8 {
+            return Some(at + q as usize);
+        }
+        at += 8;
+        rest = after;
+    }
+    for (i, &b) in rest.iter().enumerate() {
+        if b == quote {
+            return Some(at + i);
+        }
+        if !is_plain_byte(b) {
+            return None;
         }
     }
-    tail.iter()
-        .all(|&b| (0x20..0x7F).contains(&b) && b != b'&' && b != b'<')
+    None
+}
+
+/// Whether a whole raw attribute value is plain (see [`plain_until`]).
+fn plain_attr(raw: &str) -> bool {
+    let mut rest = raw.as_bytes();
+    while let Some((word, after)) = rest.split_first_chunk::<8>() {
+        if not_plain(u64::from_le_bytes(*word)) != 0 {
+            return false;
+        }
+        rest = after;
+    }
+    rest.iter().all(|&b| is_plain_byte(b))
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// The attributes of a start tag in the form every encoder writes —
 /// whitespace, `key="value"` or `key='value'`, values that
-/// [`plain_attr`] accepts, no key twice, at most [`INLINE_ATTRS`] — added
+/// [`plain_until`] accepts, no key twice, at most [`INLINE_ATTRS`] — added
 /// to `tag` as borrowed slices, namespace declarations dropped. `false`
 /// (with `tag` untouched) for anything else: the caller then runs
 /// quick-xml's full attribute parser, which also reports the errors. What
 /// this accepts quick-xml accepts too, with the same keys and values.
-fn plain_attrs<'a>(mut rest: &'a str, max: usize, tag: &mut Tag<'a>) -> bool {
-    let mut found = [("", ""); INLINE_ATTRS];
+fn plain_attrs<'a>(raw: &'a str, max: usize, tag: &mut Tag<'a>) -> bool {
+    let b = raw.as_bytes();
+    // Byte ranges of keys and values; every bound is at an ASCII byte, so
+    // slicing `raw` there cannot fail.
+    let mut found = [(0, 0, 0, 0); INLINE_ATTRS];
     let mut n = 0;
-    let mut kept = 0;
+    let mut i = 0;
     loop {
-        let after_space = rest.trim_start_matches(is_xml_space);
-        if after_space.is_empty() {
+        let space = i;
+        while b.get(i).is_some_and(|&c| is_space(c)) {
+            i += 1;
+        }
+        if i == b.len() {
             break;
         }
-        if after_space.len() == rest.len() || n == INLINE_ATTRS {
+        if i == space || n == INLINE_ATTRS {
             return false;
         }
-        let Some((key, value_and_rest)) = after_space.split_once('=') else {
+        let key = i;
+        while b.get(i).is_some_and(|&c| {
+            !is_space(c) && !matches!(c, b'=' | b'"' | b'\'' | b'<' | b'>' | b'&')
+        }) {
+            i += 1;
+        }
+        let key_end = i;
+        let (Some(b'='), Some(&quote)) = (b.get(i), b.get(i + 1)) else {
             return false;
         };
-        if key.is_empty()
-            || key.bytes().any(|b| {
-                matches!(
-                    b,
-                    b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'<' | b'>' | b'&'
-                )
-            })
-        {
+        if key == key_end || !matches!(quote, b'"' | b'\'') {
             return false;
         }
-        let Some(quote) = value_and_rest
-            .chars()
-            .next()
-            .filter(|q| matches!(q, '"' | '\''))
-        else {
+        let value = i + 2;
+        let Some(len) = b.get(value..).and_then(|v| plain_until(v, quote)) else {
             return false;
         };
-        let Some((value, after)) = value_and_rest[1..].split_once(quote) else {
-            return false;
-        };
-        if value.len() > max || !plain_attr(value) || found[..n].iter().any(|(k, _)| *k == key) {
+        if len > max {
             return false;
         }
-        found[n] = (key, value);
+        let k = &b[key..key_end];
+        if found[..n].iter().any(|&(s, e, _, _)| &b[s..e] == k) {
+            return false;
+        }
+        found[n] = (key, key_end, value, value + len);
         n += 1;
-        rest = after;
+        i = value + len + 1;
     }
-    for &(key, value) in &found[..n] {
+    let mut kept = 0;
+    for &(ks, ke, vs, ve) in &found[..n] {
+        let (Some(key), Some(value)) = (raw.get(ks..ke), raw.get(vs..ve)) else {
+            return false;
+        };
         if key == "xmlns" || key.starts_with("xmlns:") {
             continue;
         }
         let local = key.split_once(':').map_or(key, |(_, l)| l);
-        tag.inline[kept] = (local, trim_xml(value));
+        tag.inline[kept] = (local, value.trim_matches(' '));
         kept += 1;
     }
     tag.inline_len = kept;
@@ -478,6 +536,24 @@ impl<'a> XmlIn<'a> {
     /// current element has ended (it is then closed). Text between children
     /// is ignored (but references in it are still checked).
     pub(crate) fn next_child(&mut self) -> Result<Option<Tag<'a>>> {
+        match self.next_child_or_value(None)? {
+            Some(Child::Tag(tag)) => Ok(Some(tag)),
+            Some(Child::Value(_)) => Err(self.err(DecodeErrorKind::malformed("internal"))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Self::next_child`] for a list of like elements: a child that is an
+    /// empty element named `name` whose attributes are plain (the form
+    /// every encoder writes, see `plain_attrs`) and include `attr` comes
+    /// back as that attribute's value alone, already closed — no tag is
+    /// built. Every other child (and any such element that is not plain, or
+    /// would be too deep) comes back as a tag, exactly as `next_child` gives
+    /// it, so what is accepted and refused, and every error, is unchanged.
+    pub(crate) fn next_child_or_value(
+        &mut self,
+        plain: Option<(&str, &str)>,
+    ) -> Result<Option<Child<'a>>> {
         if self.pending_empty {
             self.pending_empty = false;
             self.stack.pop();
@@ -485,8 +561,15 @@ impl<'a> XmlIn<'a> {
         }
         loop {
             match self.read()? {
-                Event::Start(e) => return self.open(&e, false).map(Some),
-                Event::Empty(e) => return self.open(&e, true).map(Some),
+                Event::Start(e) => return self.open(&e, false).map(|t| Some(Child::Tag(t))),
+                Event::Empty(e) => {
+                    if let Some((name, attr)) = plain {
+                        if let Some(value) = self.plain_value(&e, name, attr) {
+                            return Ok(Some(Child::Value(value)));
+                        }
+                    }
+                    return self.open(&e, true).map(|t| Some(Child::Tag(t)));
+                }
                 Event::End(_) => {
                     self.stack.pop();
                     return Ok(None);
@@ -503,6 +586,23 @@ impl<'a> XmlIn<'a> {
                 Event::Eof => return Err(self.eof_error()),
             }
         }
+    }
+
+    /// The value of `attr` of the empty element `e` when it is named `name`,
+    /// would not be too deep and its attributes are plain.
+    fn plain_value(&self, e: &BytesStart<'_>, name: &str, attr: &str) -> Option<&'a str> {
+        if self.stack.len() >= self.limits.max_depth || e.local_name().as_ref() != name.as_bytes() {
+            return None;
+        }
+        let raw = self.in_input(e.attributes_raw())?;
+        let mut tag = Tag::new(Cow::Borrowed(""));
+        if !plain_attrs(raw, self.limits.max_string, &mut tag) {
+            return None;
+        }
+        tag.inline[..tag.inline_len]
+            .iter()
+            .find(|(k, _)| *k == attr)
+            .map(|(_, v)| *v)
     }
 
     /// Skips the current element and its whole subtree (still enforcing the
@@ -913,6 +1013,36 @@ mod tests {
             " a=\"x\ty\"",
         ] {
             assert_eq!(both_ways(s).1, None, "{s:?} takes the full parser");
+        }
+    }
+
+    #[test]
+    fn plain_until_matches_a_byte_by_byte_scan() {
+        let alphabet = b"aZ0 ~\"'&<>\t\n\x7f\x00\x80\xff";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 24) as usize;
+            let s: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = x.rotate_left(i as u32 * 5);
+                    // Mostly plain bytes, so that quotes are often reached.
+                    if r % 4 == 0 {
+                        alphabet[(r / 4 % alphabet.len() as u64) as usize]
+                    } else {
+                        b'A' + (r % 26) as u8
+                    }
+                })
+                .collect();
+            for quote in [b'"', b'\''] {
+                let reference = s
+                    .iter()
+                    .position(|&b| b == quote || !is_plain_byte(b))
+                    .filter(|&i| s[i] == quote);
+                assert_eq!(plain_until(&s, quote), reference, "{s:?}");
+            }
         }
     }
 
