@@ -105,7 +105,7 @@ async fn poll_cycle(context: &Arc<AgentContext>) -> Result<Summary, AgentError> 
     apply_settings(context, &response).await?;
 
     let stored = context.db(|s| s.package_states()).await?;
-    let plan = reconcile(&stored, response.applicable_packages.as_deref());
+    let plan = reconcile(&stored, response.applicable_packages.as_ref());
     let mut summary = Summary::default();
     for id in plan.remove {
         remove_package(context, &id).await?;

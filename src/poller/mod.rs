@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use foldhash::fast::RandomState;
 
-use crate::protocol::PackageRef;
+use crate::protocol::PackageList;
 use crate::store::{PackageState, PackageStates};
 
 /// What one poll response asks of the client database.
@@ -87,7 +87,7 @@ fn has_ascii_lowercase(s: &str) -> bool {
 ///
 /// Linear in the sizes of both lists: the stored packages go into a hash
 /// table once, and each listed ID is looked up once.
-pub fn reconcile(stored: &PackageStates, listed: Option<&[PackageRef]>) -> Reconcile {
+pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconcile {
     let Some(listed) = listed else {
         return Reconcile::default();
     };
@@ -106,8 +106,7 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&[PackageRef]>) -> Recon
     let mut listed_stored = vec![false; stored.len()];
     let mut listed_new: HashSet<Cow<'_, str>, RandomState> = HashSet::default();
     let mut request = Vec::new();
-    for package in listed {
-        let id = package.id.as_str();
+    for id in listed.iter() {
         if id.is_empty() {
             continue;
         }
@@ -157,12 +156,8 @@ mod tests {
         packages.into_iter().collect()
     }
 
-    fn listed(ids: &[&str]) -> Vec<PackageRef> {
-        ids.iter()
-            .map(|id| PackageRef {
-                id: (*id).to_owned(),
-            })
-            .collect()
+    fn listed(ids: &[&str]) -> PackageList {
+        ids.iter().collect()
     }
 
     #[test]
@@ -181,7 +176,7 @@ mod tests {
     fn absent_list_changes_nothing_and_empty_list_removes_everything() {
         let db = db([stored("A", PackageState::Installed)]);
         assert_eq!(reconcile(&db, None), Reconcile::default());
-        let r = reconcile(&db, Some(&[]));
+        let r = reconcile(&db, Some(&PackageList::new()));
         assert_eq!(r.remove, ["A"]);
         assert!(r.request.is_empty());
     }
@@ -216,11 +211,10 @@ mod tests {
 
     /// The comparison as part A §5.5 words it, pair by pair: the reference
     /// the hash-table version must agree with.
-    fn reconcile_pairwise(stored: &[(String, PackageState)], listed: &[PackageRef]) -> Reconcile {
+    fn reconcile_pairwise(stored: &[(String, PackageState)], listed: &PackageList) -> Reconcile {
         let mut seen: Vec<&str> = Vec::new();
         let mut request = Vec::new();
-        for package in listed {
-            let id = package.id.as_str();
+        for id in listed.iter() {
             if id.is_empty() || seen.iter().any(|s| same_package(s, id)) {
                 continue;
             }
@@ -291,11 +285,7 @@ mod tests {
             let db: Vec<(String, PackageState)> = (0..next(6))
                 .map(|_| stored(&ids[next(ids.len() - 1)], states[next(states.len())]))
                 .collect();
-            let list: Vec<PackageRef> = (0..next(8))
-                .map(|_| PackageRef {
-                    id: ids[next(ids.len())].clone(),
-                })
-                .collect();
+            let list: PackageList = (0..next(8)).map(|_| ids[next(ids.len())].clone()).collect();
             assert_eq!(
                 reconcile(&db.iter().cloned().collect(), Some(&list)),
                 reconcile_pairwise(&db, &list),

@@ -32,7 +32,7 @@ pub use location::{
 };
 pub use poll::{
     ClientSettings, Connection, DevicePoll, FileFilterItem, Identification, ManagementSystem,
-    NetworkAdapter, PackageRef, PollResponse, ReportSettings, Settings,
+    NetworkAdapter, PackageList, PackageRef, PollResponse, ReportSettings, Settings,
 };
 pub use status::{MessageId, Parameter, Status, StatusMessage};
 

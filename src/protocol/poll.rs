@@ -77,7 +77,7 @@ pub struct PollResponse {
     /// `ApplicablePackages`: `None` when the element is absent (no change to
     /// the package list, part A G16); `Some(vec![])` when present and empty
     /// (remove everything).
-    pub applicable_packages: Option<Vec<PackageRef>>,
+    pub applicable_packages: Option<PackageList>,
 }
 
 /// `PollResponse/Settings`. Each section may also appear directly under
@@ -142,6 +142,90 @@ pub struct FileFilterItem {
 pub struct PackageRef {
     /// `@ID`.
     pub id: String,
+}
+
+/// `ApplicablePackages`: the listed package IDs in document order, kept in
+/// one buffer (a catalog of 10,000 packages is two allocations, not 10,000).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct PackageList {
+    ids: String,
+    /// End of each ID in `ids`.
+    ends: Vec<usize>,
+}
+
+impl PackageList {
+    /// An empty list.
+    pub fn new() -> Self {
+        PackageList::default()
+    }
+
+    /// Appends one ID.
+    pub fn push(&mut self, id: &str) {
+        self.ids.push_str(id);
+        self.ends.push(self.ids.len());
+    }
+
+    /// How many IDs (duplicates included).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The IDs in document order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let id = &self.ids[start..end];
+            start = end;
+            id
+        })
+    }
+}
+
+impl std::fmt::Debug for PackageList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for PackageList {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut out = PackageList::new();
+        for id in iter {
+            out.push(id.as_ref());
+        }
+        out
+    }
+}
+
+impl FromIterator<PackageRef> for PackageList {
+    fn from_iter<I: IntoIterator<Item = PackageRef>>(iter: I) -> Self {
+        let mut out = PackageList::new();
+        for p in iter {
+            out.push(&p.id);
+        }
+        out
+    }
+}
+
+/// Serialised as the list of [`PackageRef`]s it stands for.
+impl Serialize for PackageList {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(|id| PackageRef { id: id.to_owned() }))
+    }
+}
+
+impl<'de> Deserialize<'de> for PackageList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Vec::<PackageRef>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 use super::error::DecodeError;
@@ -291,15 +375,15 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
                 read_settings_section(p, &tag, settings)?;
             }
             "ApplicablePackages" => {
-                let list = out.applicable_packages.get_or_insert_with(Vec::new);
+                let list = out.applicable_packages.get_or_insert_with(PackageList::new);
                 // `<Package ID="..."/>` as servers write it costs no tag.
                 while let Some(child) = p.next_child_or_value(Some(("Package", "ID")))? {
                     match child {
-                        Child::Value(id) => list.push(PackageRef { id: id.to_owned() }),
+                        Child::Value(id) => list.push(id),
                         Child::Tag(t) if t.name == "Package" => {
-                            let id = p.req_attr(&t, "ID")?.to_owned();
+                            let id = p.req_attr(&t, "ID")?;
+                            list.push(id);
                             p.skip()?;
-                            list.push(PackageRef { id });
                         }
                         Child::Tag(_) => p.skip()?,
                     }
@@ -431,8 +515,8 @@ pub(crate) fn write_poll_response(x: &PollResponse, w: &mut XmlOut) {
     }
     if let Some(list) = &x.applicable_packages {
         w.open("ApplicablePackages", &[]);
-        for p in list {
-            w.empty("Package", &[("ID", Some(&p.id))]);
+        for id in list.iter() {
+            w.empty("Package", &[("ID", Some(id))]);
         }
         w.close("ApplicablePackages");
     }

@@ -9,7 +9,7 @@ use anyhow::{ensure, Context as _};
 use dmagent::poller::{reconcile, Reconcile};
 use dmagent::protocol::{
     ClientSettings, Document, FileFilterItem, LinkFlags, PackageHash, PackageInstructions,
-    PackageRef, PollResponse, ReportSettings, Settings,
+    PollResponse, ReportSettings, Settings,
 };
 use dmagent::store::{Outcome, PackageRecord, PackageState, PackageStates, Store};
 
@@ -236,12 +236,7 @@ fn workload(dir: &Path) -> anyhow::Result<Workload> {
                 file_filters: Vec::new(),
             }),
         }),
-        applicable_packages: Some(
-            listed
-                .iter()
-                .map(|e| PackageRef { id: e.id.clone() })
-                .collect(),
-        ),
+        applicable_packages: Some(listed.iter().map(|e| e.id.as_str()).collect()),
     };
     let bytes = response.encode();
 
@@ -296,7 +291,7 @@ fn read(store: &Store) -> PackageStates {
 fn poll(bytes: &[u8], store: &Store) -> Reconcile {
     let response = decode(bytes);
     let stored = read(store);
-    reconcile(&stored, response.applicable_packages.as_deref())
+    reconcile(&stored, response.applicable_packages.as_ref())
 }
 
 /// Iterations per sample so that a sample lasts at least [`SAMPLE`].
@@ -326,7 +321,10 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
 
     // Check the workload is what the title says before timing it.
     let response = decode(bytes);
-    let listed = response.applicable_packages.as_deref().unwrap_or_default();
+    let listed = response
+        .applicable_packages
+        .as_ref()
+        .context("no ApplicablePackages")?;
     ensure!(listed.len() == LISTED, "{} packages listed", listed.len());
     let stored = read(store);
     ensure!(stored.len() == STORED, "{} packages stored", stored.len());

@@ -205,7 +205,7 @@ fn poll(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> 
     let (packages, settings) = catalog.for_device(&facts(&rec));
     let resp = PollResponse {
         settings: Some(settings),
-        applicable_packages: Some(packages),
+        applicable_packages: Some(packages.into_iter().collect()),
     };
     let token = if app.config.auth {
         rec.auth_token.clone()
