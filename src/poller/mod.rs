@@ -71,14 +71,19 @@ fn has_ascii_lowercase(s: &str) -> bool {
             & low.wrapping_add(ONES * (0x7F - 0x60))
             & HIGH
     };
-    let mut rest = s.as_bytes();
+    let bytes = s.as_bytes();
+    let mut rest = bytes;
     while let Some((word, after)) = rest.split_first_chunk::<8>() {
         if between(u64::from_le_bytes(*word)) != 0 {
             return true;
         }
         rest = after;
     }
-    rest.iter().any(u8::is_ascii_lowercase)
+    match bytes.last_chunk::<8>() {
+        // The last eight bytes, overlapping ones already checked.
+        Some(last) if !rest.is_empty() => between(u64::from_le_bytes(*last)) != 0,
+        _ => rest.iter().any(u8::is_ascii_lowercase),
+    }
 }
 
 /// Compares `listed` (the poll response's `ApplicablePackages`, `None` when
