@@ -414,16 +414,21 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
         plan.request.len(),
         plan.remove.len(),
     ));
-    row.notes.push(
-        "Measured: `PollResponse::decode` with the production `Limits` (4 MiB, depth 32, \
-         64 KiB strings; the document is far below them), the database read and the \
-         comparison exactly as `poller::actor::poll_cycle` calls them, per poll. Baseline: a \
-         quick-xml `Reader` (default configuration, borrowing from the slice) looping \
-         `read_event` until `Eof` over the same bytes and counting element starts. Each \
-         sample repeats one operation until it lasts ≥ 200 ms; the operations are \
-         interleaved run by run; the result is the ratio of the medians of one iteration."
-            .into(),
-    );
+    row.notes.push(format!(
+        "Measured: `PollResponse::decode` with the production `Limits` (nothing raised), \
+         `Store::package_states` (the package index: IDs and states, not the full records) \
+         and `poller::reconcile`, exactly as `poller::actor::poll_cycle` calls them, per poll. \
+         Limits: the {} KiB document is under the 4 MiB size cap (`Limits::max_size`, and \
+         `server.max_response_bytes` of the transport); depth 3 of 32; IDs far below the \
+         64 KiB string cap. There is no count cap: at ~53 bytes per `<Package ID=\"GUID\"/>` \
+         the size cap admits ~79,000 packages, which bounds memory and time well enough for a \
+         device agent, so no separate count cap was added. Baseline: a quick-xml `Reader` \
+         (default configuration, borrowing from the slice) looping `read_event` until `Eof` \
+         over the same bytes and counting element starts. Each sample repeats one operation \
+         until it lasts ≥ 200 ms; the operations are interleaved run by run; the result is \
+         the ratio of the medians of one iteration.",
+        bytes.len() / 1024
+    ));
     row.lines.push(Line {
         what: format!("{LISTED} listed vs {STORED} stored"),
         measured: s_poll,
