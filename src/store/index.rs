@@ -201,12 +201,22 @@ impl PackageStates {
         self.entries.push((self.ids.len(), state));
     }
 
-    /// Room for `rows` buckets the size of those read so far.
-    pub(crate) fn reserve_like_first(&mut self, rows: u64) {
-        let rows = usize::try_from(rows).unwrap_or(usize::MAX).min(1 << 16);
-        let room = |n: usize| n.saturating_mul(rows) / 8 * 9;
-        self.ids.reserve(room(self.ids.len()));
-        self.entries.reserve(room(self.entries.len()));
+    /// Exactly the room the entries of these bucket values need (a damaged
+    /// count claims no more than the value's bytes could hold).
+    pub(crate) fn with_capacity<'p>(buckets: impl Iterator<Item = &'p [u8]>) -> Self {
+        let (entries, ids) = buckets
+            .map(|packed| {
+                let count = packed
+                    .first_chunk::<4>()
+                    .map_or(0, |c| u32::from_le_bytes(*c) as usize)
+                    .min(packed.len() / 5);
+                (count, packed.len().saturating_sub(4 + 5 * count))
+            })
+            .fold((0, 0), |(e, i), (ce, ci)| (e + ce, i + ci));
+        PackageStates {
+            ids: String::with_capacity(ids),
+            entries: Vec::with_capacity(entries),
+        }
     }
 
     /// How many packages.

@@ -108,16 +108,18 @@ macro_rules! getters {
             /// (one row per bucket instead of one record per package).
             pub fn package_states(&self) -> Result<PackageStates, StoreError> {
                 let table = self.tx.open_table(PACKAGE_INDEX).at(self.path)?;
-                let rows = table.len().at(self.path)?;
-                let mut out = PackageStates::default();
-                for (i, row) in table.iter().at(self.path)?.enumerate() {
-                    let (bucket, packed) = row.at(self.path)?;
+                // The rows first (a few hundred guards on cached pages), so
+                // that the result is allocated once at its final size: no
+                // growth, no copies, no fresh pages beyond the one buffer.
+                let mut rows = Vec::new();
+                for row in table.iter().at(self.path)? {
+                    rows.push(row.at(self.path)?);
+                }
+                let mut out =
+                    PackageStates::with_capacity(rows.iter().map(|(_, packed)| packed.value()));
+                for (bucket, packed) in &rows {
                     index::read_into(packed.value(), &mut out)
                         .map_err(|damage| index_damage(self.path, bucket.value(), damage))?;
-                    if i == 0 {
-                        // Buckets are about the same size: room for all.
-                        out.reserve_like_first(rows);
-                    }
                 }
                 Ok(out)
             }
