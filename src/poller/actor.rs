@@ -104,8 +104,8 @@ async fn poll_cycle(context: &Arc<AgentContext>) -> Result<Summary, AgentError> 
     let response = PollResponse::decode(&exchange.body)?;
     apply_settings(context, &response).await?;
 
-    let stored = context.db(|s| s.packages()).await?;
-    let plan = reconcile(&stored, response.applicable_packages.as_deref());
+    let stored = context.db(|s| s.package_states()).await?;
+    let plan = reconcile(&stored, response.applicable_packages.as_ref());
     let mut summary = Summary::default();
     for id in plan.remove {
         remove_package(context, &id).await?;

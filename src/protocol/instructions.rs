@@ -128,7 +128,7 @@ fn read_package(p: &mut XmlIn<'_>, attr_id: Option<String>) -> Result<PackageIns
         ..PackageInstructions::default()
     };
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "ID" => id = Some(p.text()?),
             "Required" => out.required = p.parse_text(parse_bool)?,
             "Name" => out.name = Some(p.text()?),
@@ -163,7 +163,7 @@ fn read_recurrence(p: &mut XmlIn<'_>) -> Result<Recurrence> {
     let mut interval = None;
     let mut out = Recurrence::default();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "Interval" => interval = Some(p.parse_text(parse_duration)?),
             "Behavior" => out.behavior = p.parse_text(str::parse)?,
             "LocalDestination" => out.local_destination = Some(p.text()?),

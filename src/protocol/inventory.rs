@@ -87,7 +87,7 @@ use super::xml::{Tag, XmlIn, XmlOut};
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
-fn civil(p: &XmlIn<'_>, tag: &Tag, name: &str) -> Result<Option<CivilTime>> {
+fn civil(p: &XmlIn<'_>, tag: &Tag<'_>, name: &str) -> Result<Option<CivilTime>> {
     p.parse_attr(tag, name, str::parse)
 }
 
@@ -103,7 +103,7 @@ pub(crate) fn read_file_report(p: &mut XmlIn<'_>) -> Result<FileReport> {
     Ok(out)
 }
 
-fn read_directory(p: &mut XmlIn<'_>, tag: &Tag) -> Result<DirectoryEntry> {
+fn read_directory(p: &mut XmlIn<'_>, tag: &Tag<'_>) -> Result<DirectoryEntry> {
     let mut out = DirectoryEntry {
         name: p.req_attr(tag, "Name")?.to_owned(),
         created: civil(p, tag, "Created")?,
@@ -112,7 +112,7 @@ fn read_directory(p: &mut XmlIn<'_>, tag: &Tag) -> Result<DirectoryEntry> {
         ..DirectoryEntry::default()
     };
     while let Some(t) = p.next_child()? {
-        match t.name.as_str() {
+        match t.name() {
             "Directory" => out.directories.push(read_directory(p, &t)?),
             "File" => {
                 out.files.push(FileEntry {
@@ -180,7 +180,7 @@ pub(crate) fn write_file_report(x: &FileReport, w: &mut XmlOut) {
     }
 }
 
-pub(crate) fn read_inventory(p: &mut XmlIn<'_>, root: &Tag) -> Result<Inventory> {
+pub(crate) fn read_inventory(p: &mut XmlIn<'_>, root: &Tag<'_>) -> Result<Inventory> {
     let mut out = Inventory {
         kind: root.attr("type").map(str::to_owned),
         items: Vec::new(),

@@ -79,12 +79,12 @@ pub(crate) fn read_location_request(p: &mut XmlIn<'_>) -> Result<PackageLocation
     let mut id = None;
     let mut out = PackageLocationRequest::default();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "PackageID" => id = Some(p.text()?),
             "ClientLocation" => {
                 let mut cl = ClientLocation::default();
                 while let Some(t) = p.next_child()? {
-                    match t.name.as_str() {
+                    match t.name() {
                         "DirectoryService" => cl.directory_service = read_directory_service(p)?,
                         "IPAddresses" => {
                             while let Some(a) = p.next_child()? {
@@ -138,7 +138,7 @@ pub(crate) fn read_location(p: &mut XmlIn<'_>) -> Result<PackageLocation> {
     let mut id = None;
     let mut out = PackageLocation::default();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "PackageID" => id = Some(p.text()?),
             "Locations" => {
                 while let Some(t) = p.next_child()? {
@@ -158,13 +158,13 @@ pub(crate) fn read_location(p: &mut XmlIn<'_>) -> Result<PackageLocation> {
     Ok(out)
 }
 
-fn read_one_location(p: &mut XmlIn<'_>, tag: &super::xml::Tag) -> Result<Location> {
+fn read_one_location(p: &mut XmlIn<'_>, tag: &super::xml::Tag<'_>) -> Result<Location> {
     let mut out = Location {
         metric: p.parse_attr(tag, "metric", parse_u32)?,
         ..Location::default()
     };
     while let Some(t) = p.next_child()? {
-        match t.name.as_str() {
+        match t.name() {
             "SMB" => {
                 while let Some(c) = p.next_child()? {
                     if c.name == "SMBPath" {

@@ -32,7 +32,7 @@ pub use location::{
 };
 pub use poll::{
     ClientSettings, Connection, DevicePoll, FileFilterItem, Identification, ManagementSystem,
-    NetworkAdapter, PackageRef, PollResponse, ReportSettings, Settings,
+    NetworkAdapter, PackageList, PackageRef, PollResponse, ReportSettings, Settings,
 };
 pub use status::{MessageId, Parameter, Status, StatusMessage};
 
@@ -84,7 +84,7 @@ pub fn root_element_name(bytes: &[u8]) -> Result<String, DecodeError> {
 /// [`root_element_name`] with explicit limits.
 pub fn root_element_name_with(bytes: &[u8], limits: &Limits) -> Result<String, DecodeError> {
     let mut p = xml::XmlIn::new(bytes, limits)?;
-    Ok(p.any_root()?.name)
+    Ok(p.any_root()?.name.into_owned())
 }
 
 macro_rules! document {

@@ -77,7 +77,7 @@ pub struct PollResponse {
     /// `ApplicablePackages`: `None` when the element is absent (no change to
     /// the package list, part A G16); `Some(vec![])` when present and empty
     /// (remove everything).
-    pub applicable_packages: Option<Vec<PackageRef>>,
+    pub applicable_packages: Option<PackageList>,
 }
 
 /// `PollResponse/Settings`. Each section may also appear directly under
@@ -144,11 +144,95 @@ pub struct PackageRef {
     pub id: String,
 }
 
+/// `ApplicablePackages`: the listed package IDs in document order, kept in
+/// one buffer (a catalog of 10,000 packages is two allocations, not 10,000).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct PackageList {
+    ids: String,
+    /// End of each ID in `ids`.
+    ends: Vec<usize>,
+}
+
+impl PackageList {
+    /// An empty list.
+    pub fn new() -> Self {
+        PackageList::default()
+    }
+
+    /// Appends one ID.
+    pub fn push(&mut self, id: &str) {
+        self.ids.push_str(id);
+        self.ends.push(self.ids.len());
+    }
+
+    /// How many IDs (duplicates included).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The IDs in document order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let id = &self.ids[start..end];
+            start = end;
+            id
+        })
+    }
+}
+
+impl std::fmt::Debug for PackageList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for PackageList {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut out = PackageList::new();
+        for id in iter {
+            out.push(id.as_ref());
+        }
+        out
+    }
+}
+
+impl FromIterator<PackageRef> for PackageList {
+    fn from_iter<I: IntoIterator<Item = PackageRef>>(iter: I) -> Self {
+        let mut out = PackageList::new();
+        for p in iter {
+            out.push(&p.id);
+        }
+        out
+    }
+}
+
+/// Serialised as the list of [`PackageRef`]s it stands for.
+impl Serialize for PackageList {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(|id| PackageRef { id: id.to_owned() }))
+    }
+}
+
+impl<'de> Deserialize<'de> for PackageList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Vec::<PackageRef>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 use super::error::DecodeError;
 use super::literals::{
     format_bool, format_duration, parse_bool, parse_duration, parse_u32, parse_u32_dec_or_hex,
 };
-use super::xml::{XmlIn, XmlOut};
+use super::xml::{Child, XmlIn, XmlOut};
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
@@ -158,11 +242,11 @@ pub(crate) fn read_device_poll(p: &mut XmlIn<'_>) -> Result<DevicePoll> {
     let mut ident: Option<Identification> = None;
     let mut stray_adapters = Vec::new();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "ManagementSystem" => {
                 let mut ms = ManagementSystem::default();
                 while let Some(t) = p.next_child()? {
-                    match t.name.as_str() {
+                    match t.name() {
                         "Name" => ms.name = Some(p.text()?),
                         "Version" => ms.version = Some(p.text()?),
                         _ => p.skip()?,
@@ -184,7 +268,7 @@ pub(crate) fn read_device_poll(p: &mut XmlIn<'_>) -> Result<DevicePoll> {
             "Connection" => {
                 let mut c = Connection::default();
                 while let Some(t) = p.next_child()? {
-                    match t.name.as_str() {
+                    match t.name() {
                         "AuthorizationToken" => c.authorization_token = Some(p.text()?),
                         "Timestamp" => c.timestamp = Some(p.text()?),
                         _ => p.skip()?,
@@ -206,7 +290,7 @@ fn read_identification(p: &mut XmlIn<'_>) -> Result<Identification> {
     let mut out = Identification::default();
     let mut id = None;
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "ID" => id = Some(p.text()?),
             "DeviceName" => out.device_name = Some(p.text()?),
             "UserName" => out.user_name = Some(p.text()?),
@@ -228,7 +312,7 @@ fn read_identification(p: &mut XmlIn<'_>) -> Result<Identification> {
 fn read_adapter(p: &mut XmlIn<'_>) -> Result<NetworkAdapter> {
     let mut out = NetworkAdapter::default();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "IPAddress" => out.ip_address = Some(p.text()?),
             "IPSubnet" => out.ip_subnet = Some(p.text()?),
             "MAC" => out.mac = Some(p.text()?),
@@ -274,7 +358,7 @@ pub(crate) fn write_device_poll(x: &DevicePoll, w: &mut XmlOut) {
 pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
     let mut out = PollResponse::default();
     while let Some(tag) = p.next_child()? {
-        match tag.name.as_str() {
+        match tag.name() {
             "Settings" => {
                 let settings = out.settings.get_or_insert_with(Settings::default);
                 while let Some(t) = p.next_child()? {
@@ -291,14 +375,17 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
                 read_settings_section(p, &tag, settings)?;
             }
             "ApplicablePackages" => {
-                let list = out.applicable_packages.get_or_insert_with(Vec::new);
-                while let Some(t) = p.next_child()? {
-                    if t.name == "Package" {
-                        let id = p.req_attr(&t, "ID")?.to_owned();
-                        p.skip()?;
-                        list.push(PackageRef { id });
-                    } else {
-                        p.skip()?;
+                let list = out.applicable_packages.get_or_insert_with(PackageList::new);
+                // `<Package ID="..."/>` as servers write it costs no tag.
+                while let Some(child) = p.next_child_or_value(Some(("Package", "ID")))? {
+                    match child {
+                        Child::Value(id) => list.push(id),
+                        Child::Tag(t) if t.name == "Package" => {
+                            let id = p.req_attr(&t, "ID")?;
+                            list.push(id);
+                            p.skip()?;
+                        }
+                        Child::Tag(_) => p.skip()?,
                     }
                 }
             }
@@ -312,17 +399,17 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
 /// (the caller then skips it).
 fn read_settings_section(
     p: &mut XmlIn<'_>,
-    tag: &super::xml::Tag,
+    tag: &super::xml::Tag<'_>,
     settings: &mut Settings,
 ) -> Result<bool> {
-    match tag.name.as_str() {
+    match tag.name() {
         "ClientSettings" => {
             let mut c = ClientSettings {
                 version: tag.attr("version").map(str::to_owned),
                 ..ClientSettings::default()
             };
             while let Some(t) = p.next_child()? {
-                match t.name.as_str() {
+                match t.name() {
                     "PollServer" => c.poll_server = Some(p.text()?),
                     "PollInterval" => c.poll_interval = Some(p.parse_text(parse_duration)?),
                     "FailureRetryCount" => c.failure_retry_count = Some(p.parse_text(parse_u32)?),
@@ -346,13 +433,13 @@ fn read_settings_section(
     Ok(true)
 }
 
-fn read_report_settings(p: &mut XmlIn<'_>, tag: &super::xml::Tag) -> Result<ReportSettings> {
+fn read_report_settings(p: &mut XmlIn<'_>, tag: &super::xml::Tag<'_>) -> Result<ReportSettings> {
     let mut out = ReportSettings {
         version: tag.attr("version").map(str::to_owned),
         ..ReportSettings::default()
     };
     while let Some(t) = p.next_child()? {
-        match t.name.as_str() {
+        match t.name() {
             "Enabled" => out.enabled = Some(p.parse_text(parse_bool)?),
             "Interval" => out.interval = Some(p.parse_text(parse_duration)?),
             "FileFilterItem" => out.file_filters.push(read_filter(p)?),
@@ -368,7 +455,7 @@ fn read_filter(p: &mut XmlIn<'_>) -> Result<FileFilterItem> {
     let mut path = None;
     let mut out = FileFilterItem::default();
     while let Some(t) = p.next_child()? {
-        match t.name.as_str() {
+        match t.name() {
             "Filter" => filter = Some(p.text()?),
             "Path" => path = Some(p.text()?),
             "Recursive" => out.recursive = Some(p.parse_text(parse_bool)?),
@@ -428,8 +515,8 @@ pub(crate) fn write_poll_response(x: &PollResponse, w: &mut XmlOut) {
     }
     if let Some(list) = &x.applicable_packages {
         w.open("ApplicablePackages", &[]);
-        for p in list {
-            w.empty("Package", &[("ID", Some(&p.id))]);
+        for id in list.iter() {
+            w.empty("Package", &[("ID", Some(id))]);
         }
         w.close("ApplicablePackages");
     }

@@ -8,6 +8,13 @@
 //! and characters XML does not allow. Nothing is ever expanded, so memory use
 //! is bounded by the input size, and a deep nest fails at the first element
 //! past [`Limits::max_depth`].
+//!
+//! Names and attribute values are borrowed from the input wherever they can
+//! be (a value needs a copy only when it holds a reference or a character
+//! that must be normalised): decoding a large document allocates little more
+//! than the strings of the decoded value.
+
+use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -18,21 +25,219 @@ use super::NAMESPACE;
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
-/// A start tag: local name and attributes (local names, unescaped, trimmed;
-/// namespace declarations dropped).
+/// A child element as [`XmlIn::next_child_or_value`] returns it.
 #[derive(Debug)]
-pub(crate) struct Tag {
-    pub(crate) name: String,
-    attrs: Vec<(String, String)>,
+pub(crate) enum Child<'a> {
+    /// A plain empty element of the kind asked for: its attribute's value.
+    Value(&'a str),
+    /// Any other element.
+    Tag(Tag<'a>),
 }
 
-impl Tag {
+/// Attributes a tag keeps without a heap allocation when they borrow from
+/// the input; most of the protocol's elements have one or none.
+const INLINE_ATTRS: usize = 3;
+
+/// A start tag: local name and attributes (local names, unescaped, trimmed;
+/// namespace declarations dropped), borrowed from the input where possible.
+#[derive(Debug)]
+pub(crate) struct Tag<'a> {
+    pub(crate) name: Cow<'a, str>,
+    /// The first attributes, while they borrow from the input.
+    inline: [(&'a str, &'a str); INLINE_ATTRS],
+    inline_len: usize,
+    /// The others, in document order after `inline`.
+    more: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> Tag<'a> {
+    fn new(name: Cow<'a, str>) -> Self {
+        Tag {
+            name,
+            inline: [("", ""); INLINE_ATTRS],
+            inline_len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn push_attr(&mut self, key: Cow<'a, str>, value: Cow<'a, str>) {
+        match (key, value) {
+            (Cow::Borrowed(k), Cow::Borrowed(v))
+                if self.more.is_empty() && self.inline_len < INLINE_ATTRS =>
+            {
+                self.inline[self.inline_len] = (k, v);
+                self.inline_len += 1;
+            }
+            (k, v) => self.more.push((k, v)),
+        }
+    }
+
+    /// The local name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The value of the attribute with this local name.
     pub(crate) fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
+        self.inline[..self.inline_len]
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+            .or_else(|| self.more.iter().find(|(k, _)| k == name).map(|(_, v)| &**v))
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// For each byte of `x`, the high bit set if the byte is below `n` (for
+/// n <= 0x80), or equal to `c` in [`equal`]. Borrows only run upwards from
+/// a byte that is a hit, so the lowest set bit is always exact.
+fn below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
+}
+
+fn equal(x: u64, c: u8) -> u64 {
+    below(x ^ (ONES * u64::from(c)), 1)
+}
+
+/// Bytes that may not appear in a value used as it is: outside printable
+/// ASCII (0x20..=0x7E), `&` and `<`.
+fn not_plain(x: u64) -> u64 {
+    (x & HIGH) | below(x, 0x20) | equal(x, 0x7F) | equal(x, b'&') | equal(x, b'<')
+}
+
+fn is_plain_byte(b: u8) -> bool {
+    (0x20..0x7F).contains(&b) && b != b'&' && b != b'<'
+}
+
+/// The position of the first `quote` in `s` if every byte before it is
+/// plain (printable ASCII, not `&` or `<`): such a value needs no
+/// unescaping, normalisation or character check. Eight bytes at a time.
+fn plain_until(s: &[u8], quote: u8) -> Option<usize> {
+    let mut at = 0;
+    let mut rest = s;
+    while let Some((word, after)) = rest.split_first_chunk::<8>() {
+        let x = u64::from_le_bytes(*word);
+        let q = equal(x, quote).trailing_zeros() / 8;
+        let bad = not_plain(x).trailing_zeros() / 8;
+        if bad < q {
+            return None;
+        }
+        if q < 8 {
+            return Some(at + q as usize);
+        }
+        at += 8;
+        rest = after;
+    }
+    for (i, &b) in rest.iter().enumerate() {
+        if b == quote {
+            return Some(at + i);
+        }
+        if !is_plain_byte(b) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Whether a whole raw attribute value is plain (see [`plain_until`]).
+fn plain_attr(raw: &str) -> bool {
+    let mut rest = raw.as_bytes();
+    while let Some((word, after)) = rest.split_first_chunk::<8>() {
+        if not_plain(u64::from_le_bytes(*word)) != 0 {
+            return false;
+        }
+        rest = after;
+    }
+    rest.iter().all(|&b| is_plain_byte(b))
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The attributes of a start tag in the form every encoder writes —
+/// whitespace, `key="value"` or `key='value'`, values that
+/// [`plain_until`] accepts, no key twice, at most [`INLINE_ATTRS`] — added
+/// to `tag` as borrowed slices, namespace declarations dropped. `false`
+/// (with `tag` untouched) for anything else: the caller then runs
+/// quick-xml's full attribute parser, which also reports the errors. What
+/// this accepts quick-xml accepts too, with the same keys and values.
+fn plain_attrs<'a>(raw: &'a str, max: usize, tag: &mut Tag<'a>) -> bool {
+    let b = raw.as_bytes();
+    // Byte ranges of keys and values; every bound is at an ASCII byte, so
+    // slicing `raw` there cannot fail.
+    let mut found = [(0, 0, 0, 0); INLINE_ATTRS];
+    let mut n = 0;
+    let mut i = 0;
+    loop {
+        let space = i;
+        while b.get(i).is_some_and(|&c| is_space(c)) {
+            i += 1;
+        }
+        if i == b.len() {
+            break;
+        }
+        if i == space || n == INLINE_ATTRS {
+            return false;
+        }
+        let key = i;
+        while b.get(i).is_some_and(|&c| {
+            !is_space(c) && !matches!(c, b'=' | b'"' | b'\'' | b'<' | b'>' | b'&')
+        }) {
+            i += 1;
+        }
+        let key_end = i;
+        let (Some(b'='), Some(&quote)) = (b.get(i), b.get(i + 1)) else {
+            return false;
+        };
+        if key == key_end || !matches!(quote, b'"' | b'\'') {
+            return false;
+        }
+        let value = i + 2;
+        let Some(len) = b.get(value..).and_then(|v| plain_until(v, quote)) else {
+            return false;
+        };
+        if len > max {
+            return false;
+        }
+        let k = &b[key..key_end];
+        if found[..n].iter().any(|&(s, e, _, _)| &b[s..e] == k) {
+            return false;
+        }
+        found[n] = (key, key_end, value, value + len);
+        n += 1;
+        i = value + len + 1;
+    }
+    let mut kept = 0;
+    for &(ks, ke, vs, ve) in &found[..n] {
+        let (Some(key), Some(value)) = (raw.get(ks..ke), raw.get(vs..ve)) else {
+            return false;
+        };
+        if key == "xmlns" || key.starts_with("xmlns:") {
+            continue;
+        }
+        let local = key.split_once(':').map_or(key, |(_, l)| l);
+        tag.inline[kept] = (local, value.trim_matches(' '));
+        kept += 1;
+    }
+    tag.inline_len = kept;
+    true
+}
+
+/// `value` trimmed of XML whitespace, still borrowed if it was.
+fn trimmed(value: Cow<'_, str>) -> Cow<'_, str> {
+    match value {
+        Cow::Borrowed(v) => Cow::Borrowed(trim_xml(v)),
+        Cow::Owned(v) => {
+            let t = trim_xml(&v);
+            if t.len() == v.len() {
+                Cow::Owned(v)
+            } else {
+                Cow::Owned(t.to_owned())
+            }
+        }
     }
 }
 
@@ -118,10 +323,13 @@ fn unescape_attr(raw: &str, max: usize) -> std::result::Result<String, DecodeErr
 
 /// The decoding cursor.
 pub(crate) struct XmlIn<'a> {
+    /// The document (after the byte order mark), which names and values
+    /// borrow from.
+    input: &'a str,
     reader: Reader<&'a [u8]>,
     limits: Limits,
     /// Local names of the open elements, root first.
-    stack: Vec<String>,
+    stack: Vec<Cow<'a, str>>,
     /// The element on top of `stack` was self-closing: its content is empty.
     pending_empty: bool,
 }
@@ -160,6 +368,7 @@ impl<'a> XmlIn<'a> {
         cfg.allow_unmatched_ends = false;
         cfg.trim_text(false);
         Ok(XmlIn {
+            input: text,
             reader,
             limits: *limits,
             stack: Vec::new(),
@@ -170,6 +379,23 @@ impl<'a> XmlIn<'a> {
     /// The path of the current element.
     pub(crate) fn path(&self) -> String {
         self.stack.join("/")
+    }
+
+    /// `part` as a slice of the input, when it is one: quick-xml hands out
+    /// names and values that borrow from an in-memory input, and this gives
+    /// them the input's lifetime without copying. The address comparison
+    /// only tells where `part` lies; the bytes returned are the input's own.
+    fn in_input(&self, part: &[u8]) -> Option<&'a str> {
+        let start = (part.as_ptr() as usize).checked_sub(self.input.as_ptr() as usize)?;
+        self.input.get(start..start.checked_add(part.len())?)
+    }
+
+    /// A name from the document, borrowed when possible.
+    fn name_of(&self, raw: &[u8]) -> Cow<'a, str> {
+        match self.in_input(raw) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(String::from_utf8_lossy(raw).into_owned()),
+        }
     }
 
     /// The path of an attribute of the current element.
@@ -195,7 +421,7 @@ impl<'a> XmlIn<'a> {
     fn eof_error(&self) -> DecodeError {
         self.err(DecodeErrorKind::malformed(format!(
             "the document ends inside `{}`",
-            self.stack.last().map(String::as_str).unwrap_or("")
+            self.stack.last().map_or("", |s| &**s)
         )))
     }
 
@@ -206,8 +432,8 @@ impl<'a> XmlIn<'a> {
     }
 
     /// Pushes a start tag (depth-checked) and reads its attributes.
-    fn open(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<Tag> {
-        let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+    fn open(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<Tag<'a>> {
+        let name = self.name_of(e.local_name().as_ref());
         self.stack.push(name.clone());
         self.pending_empty = empty;
         if self.stack.len() > self.limits.max_depth {
@@ -215,37 +441,69 @@ impl<'a> XmlIn<'a> {
                 limit: self.limits.max_depth,
             }));
         }
-        let mut attrs = Vec::new();
-        for a in e.attributes() {
+        let mut tag = Tag::new(name);
+        if let Some(raw) = self.in_input(e.attributes_raw()) {
+            if plain_attrs(raw, self.limits.max_string, &mut tag) {
+                return Ok(tag);
+            }
+        }
+        // quick-xml's own duplicate check allocates for every tag; this one
+        // does only past a few attributes.
+        let mut keys = [&[][..]; 8];
+        let mut more_keys: Vec<&[u8]> = Vec::new();
+        let mut attrs = e.attributes();
+        attrs.with_checks(false);
+        for (i, a) in attrs.enumerate() {
             let a = a.map_err(|e| self.err(DecodeErrorKind::malformed(e.to_string())))?;
-            let key = a.key.as_ref();
+            let key: &[u8] = a.key.0;
+            let seen = keys.get(..i).unwrap_or(&keys);
+            if seen.contains(&key) || more_keys.contains(&key) {
+                return Err(self.err(DecodeErrorKind::malformed(format!(
+                    "duplicate attribute `{}`",
+                    String::from_utf8_lossy(key)
+                ))));
+            }
+            match keys.get_mut(i) {
+                Some(slot) => *slot = key,
+                None => more_keys.push(key),
+            }
             if key == b"xmlns" || key.starts_with(b"xmlns:") {
                 continue;
             }
-            let local = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
-            let raw = std::str::from_utf8(&a.value)
-                .map_err(|_| self.err(DecodeErrorKind::malformed("attribute is not UTF-8")))?;
-            let value = unescape_attr(raw, self.limits.max_string)
-                .map_err(|k| DecodeError::new(k, self.attr_path(&local)))?;
-            attrs.push((local, trim_xml(&value).to_owned()));
+            let local = self.name_of(a.key.local_name().as_ref());
+            let value = match self.in_input(&a.value) {
+                Some(raw) if raw.len() <= self.limits.max_string && plain_attr(raw) => {
+                    Cow::Borrowed(raw)
+                }
+                _ => {
+                    let raw = std::str::from_utf8(&a.value).map_err(|_| {
+                        self.err(DecodeErrorKind::malformed("attribute is not UTF-8"))
+                    })?;
+                    Cow::Owned(
+                        unescape_attr(raw, self.limits.max_string)
+                            .map_err(|k| DecodeError::new(k, self.attr_path(&local)))?,
+                    )
+                }
+            };
+            tag.push_attr(local, trimmed(value));
         }
-        Ok(Tag { name, attrs })
+        Ok(tag)
     }
 
     /// Reads up to the root start tag and checks its local name.
-    pub(crate) fn root(&mut self, expected: &'static str) -> Result<Tag> {
+    pub(crate) fn root(&mut self, expected: &'static str) -> Result<Tag<'a>> {
         let tag = self.any_root()?;
         if tag.name != expected {
             return Err(self.err(DecodeErrorKind::WrongRoot {
                 expected,
-                found: tag.name,
+                found: tag.name.into_owned(),
             }));
         }
         Ok(tag)
     }
 
     /// Reads up to the root start tag, whatever its name.
-    pub(crate) fn any_root(&mut self) -> Result<Tag> {
+    pub(crate) fn any_root(&mut self) -> Result<Tag<'a>> {
         loop {
             match self.read()? {
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
@@ -277,7 +535,25 @@ impl<'a> XmlIn<'a> {
     /// The next child element of the current element, or `None` once the
     /// current element has ended (it is then closed). Text between children
     /// is ignored (but references in it are still checked).
-    pub(crate) fn next_child(&mut self) -> Result<Option<Tag>> {
+    pub(crate) fn next_child(&mut self) -> Result<Option<Tag<'a>>> {
+        match self.next_child_or_value(None)? {
+            Some(Child::Tag(tag)) => Ok(Some(tag)),
+            Some(Child::Value(_)) => Err(self.err(DecodeErrorKind::malformed("internal"))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Self::next_child`] for a list of like elements: a child that is an
+    /// empty element named `name` whose attributes are plain (the form
+    /// every encoder writes, see `plain_attrs`) and include `attr` comes
+    /// back as that attribute's value alone, already closed — no tag is
+    /// built. Every other child (and any such element that is not plain, or
+    /// would be too deep) comes back as a tag, exactly as `next_child` gives
+    /// it, so what is accepted and refused, and every error, is unchanged.
+    pub(crate) fn next_child_or_value(
+        &mut self,
+        plain: Option<(&str, &str)>,
+    ) -> Result<Option<Child<'a>>> {
         if self.pending_empty {
             self.pending_empty = false;
             self.stack.pop();
@@ -285,8 +561,15 @@ impl<'a> XmlIn<'a> {
         }
         loop {
             match self.read()? {
-                Event::Start(e) => return self.open(&e, false).map(Some),
-                Event::Empty(e) => return self.open(&e, true).map(Some),
+                Event::Start(e) => return self.open(&e, false).map(|t| Some(Child::Tag(t))),
+                Event::Empty(e) => {
+                    if let Some((name, attr)) = plain {
+                        if let Some(value) = self.plain_value(&e, name, attr) {
+                            return Ok(Some(Child::Value(value)));
+                        }
+                    }
+                    return self.open(&e, true).map(|t| Some(Child::Tag(t)));
+                }
                 Event::End(_) => {
                     self.stack.pop();
                     return Ok(None);
@@ -303,6 +586,23 @@ impl<'a> XmlIn<'a> {
                 Event::Eof => return Err(self.eof_error()),
             }
         }
+    }
+
+    /// The value of `attr` of the empty element `e` when it is named `name`,
+    /// would not be too deep and its attributes are plain.
+    fn plain_value(&self, e: &BytesStart<'_>, name: &str, attr: &str) -> Option<&'a str> {
+        if self.stack.len() >= self.limits.max_depth || e.local_name().as_ref() != name.as_bytes() {
+            return None;
+        }
+        let raw = self.in_input(e.attributes_raw())?;
+        let mut tag = Tag::new(Cow::Borrowed(""));
+        if !plain_attrs(raw, self.limits.max_string, &mut tag) {
+            return None;
+        }
+        tag.inline[..tag.inline_len]
+            .iter()
+            .find(|(k, _)| *k == attr)
+            .map(|(_, v)| *v)
     }
 
     /// Skips the current element and its whole subtree (still enforcing the
@@ -418,7 +718,7 @@ impl<'a> XmlIn<'a> {
     }
 
     /// A required attribute of the current element.
-    pub(crate) fn req_attr<'t>(&self, tag: &'t Tag, name: &str) -> Result<&'t str> {
+    pub(crate) fn req_attr<'t>(&self, tag: &'t Tag<'_>, name: &str) -> Result<&'t str> {
         tag.attr(name)
             .ok_or_else(|| DecodeError::new(DecodeErrorKind::Missing, self.attr_path(name)))
     }
@@ -426,7 +726,7 @@ impl<'a> XmlIn<'a> {
     /// A required attribute parsed by `parse`.
     pub(crate) fn req_parse_attr<T>(
         &self,
-        tag: &Tag,
+        tag: &Tag<'_>,
         name: &str,
         parse: impl FnOnce(&str) -> std::result::Result<T, DecodeErrorKind>,
     ) -> Result<T> {
@@ -437,7 +737,7 @@ impl<'a> XmlIn<'a> {
     /// An optional attribute parsed by `parse`.
     pub(crate) fn parse_attr<T>(
         &self,
-        tag: &Tag,
+        tag: &Tag<'_>,
         name: &str,
         parse: impl FnOnce(&str) -> std::result::Result<T, DecodeErrorKind>,
     ) -> Result<Option<T>> {
@@ -630,6 +930,141 @@ mod tests {
             resolve_reference("lol"),
             Err(DecodeErrorKind::EntityForbidden { .. })
         ));
+    }
+
+    /// The attributes of `<t{attrs}/>` through the full path (quick-xml's
+    /// parser) and through the decoder's `open`.
+    type Pairs = Option<Vec<(String, String)>>;
+
+    fn both_ways(attrs: &str) -> (Pairs, Pairs) {
+        let doc = format!("<t{attrs}/>");
+        let limits = Limits::default();
+        let Ok(mut p) = XmlIn::new(doc.as_bytes(), &limits) else {
+            return (None, None);
+        };
+        let pairs = |t: &Tag<'_>| {
+            t.inline[..t.inline_len]
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .chain(t.more.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Vec<_>>()
+        };
+        let decoded = p.any_root().ok().map(|t| pairs(&t));
+        let mut fast = Tag::new(Cow::Borrowed("t"));
+        let fast =
+            plain_attrs(&doc[2..doc.len() - 2], limits.max_string, &mut fast).then(|| pairs(&fast));
+        (decoded, fast)
+    }
+
+    #[test]
+    fn plain_attributes_read_as_the_full_parser_reads_them() {
+        let pieces = [
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "ID",
+            "a:ID",
+            "xmlns",
+            "xmlns:a",
+            "v",
+            "=",
+            "\"",
+            "'",
+            "\"x\"",
+            "'y'",
+            "\" padded \"",
+            "&amp;",
+            "<",
+            ">",
+            "é",
+            "\u{1}",
+            "ID=\"1\"",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let mut attrs = String::new();
+            for _ in 0..(x % 9) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                attrs.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            let (decoded, fast) = both_ways(&attrs);
+            if let Some(fast) = fast {
+                assert_eq!(decoded.as_ref(), Some(&fast), "attributes {attrs:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+        assert_eq!(
+            both_ways(" ID=\"A B\" v='1' xmlns=\"u\""),
+            (
+                Some(vec![("ID".into(), "A B".into()), ("v".into(), "1".into())]),
+                Some(vec![("ID".into(), "A B".into()), ("v".into(), "1".into())])
+            )
+        );
+        for s in [
+            "a=\"1\" a=\"2\"",
+            " a=\"1\"b=\"2\"",
+            " a = \"1\"",
+            " a=\"&lt;\"",
+            " a=\"x\ty\"",
+        ] {
+            assert_eq!(both_ways(s).1, None, "{s:?} takes the full parser");
+        }
+    }
+
+    #[test]
+    fn plain_until_matches_a_byte_by_byte_scan() {
+        let alphabet = b"aZ0 ~\"'&<>\t\n\x7f\x00\x80\xff";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 24) as usize;
+            let s: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = x.rotate_left(i as u32 * 5);
+                    // Mostly plain bytes, so that quotes are often reached.
+                    if r % 4 == 0 {
+                        alphabet[(r / 4 % alphabet.len() as u64) as usize]
+                    } else {
+                        b'A' + (r % 26) as u8
+                    }
+                })
+                .collect();
+            for quote in [b'"', b'\''] {
+                let reference = s
+                    .iter()
+                    .position(|&b| b == quote || !is_plain_byte(b))
+                    .filter(|&i| s[i] == quote);
+                assert_eq!(plain_until(&s, quote), reference, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_values() {
+        assert!(plain_attr(""));
+        assert!(plain_attr("9A437CA5-5B17-4486-9E87-260742074A72"));
+        assert!(plain_attr("~ !\"#$%'()*+,-./09:;=>?@AZ[]^_`az{|}"));
+        for bad in [
+            "a&b",
+            "a<b",
+            "\u{7f}",
+            "\t",
+            "\u{1f}",
+            "é",
+            "0123456789abcde&",
+            "0123456\n89abcdef",
+        ] {
+            assert!(!plain_attr(bad), "{bad:?}");
+            assert!(!plain_attr(&format!("{bad}0123456789")), "{bad:?}");
+            assert!(!plain_attr(&format!("01234567{bad}")), "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,9 +19,11 @@
 //! file, so what the agent sees is what survives a crash.
 //!
 //! Tables ([`tables`]): `meta` (schema version, next outbox sequence),
-//! `packages`, `tasks`, `checkpoints`, `outbox`, `server`.
+//! `packages`, `package_index` (ID and state of every package, see
+//! [`PackageStates`]), `tasks`, `checkpoints`, `outbox`, `server`.
 
 mod error;
+mod index;
 mod overlay;
 mod records;
 mod schema;
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, Durability};
 
 pub use error::StoreError;
+pub use index::PackageStates;
 pub use records::{
     CheckpointRecord, OutboxBody, OutboxItem, Outcome, PackageRecord, PackageState, ServerValues,
     TaskId, TaskKind, TaskRecord,
@@ -99,8 +102,13 @@ impl Store {
             store.write(|tx| {
                 let found = tx.schema_version()?;
                 check_version(tx.path, found)?;
+                tx.initialize(SCHEMA_VERSION)?;
+                // Version 2 added the package index.
+                if found < 2 {
+                    tx.rebuild_package_index()?;
+                }
                 // Future migrations from `found` to SCHEMA_VERSION go here.
-                tx.initialize(SCHEMA_VERSION)
+                Ok(())
             })?;
             tracing::info!(path = %store.path.display(), from = stamped, to = SCHEMA_VERSION,
                 "client database stamped");
@@ -173,6 +181,11 @@ impl Store {
     /// All packages, by ID.
     pub fn packages(&self) -> Result<Vec<PackageRecord>, StoreError> {
         self.read(|rx| rx.packages())
+    }
+
+    /// The ID and state of every package, from the package index.
+    pub fn package_states(&self) -> Result<PackageStates, StoreError> {
+        self.read(|rx| rx.package_states())
     }
 
     /// One task.

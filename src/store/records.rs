@@ -73,6 +73,34 @@ impl PackageState {
         }
     }
 
+    /// The state's code in the package index (part of the file format:
+    /// never renumber).
+    pub fn code(self) -> u8 {
+        match self {
+            PackageState::AwaitingInstructions => 0,
+            PackageState::Pending => 1,
+            PackageState::Downloading => 2,
+            PackageState::Downloaded => 3,
+            PackageState::Installing => 4,
+            PackageState::Installed => 5,
+            PackageState::Failed => 6,
+        }
+    }
+
+    /// The state with this [`code`](Self::code).
+    pub fn from_code(code: u8) -> Option<PackageState> {
+        match code {
+            0 => Some(PackageState::AwaitingInstructions),
+            1 => Some(PackageState::Pending),
+            2 => Some(PackageState::Downloading),
+            3 => Some(PackageState::Downloaded),
+            4 => Some(PackageState::Installing),
+            5 => Some(PackageState::Installed),
+            6 => Some(PackageState::Failed),
+            _ => None,
+        }
+    }
+
     /// The CE 5.0 (2006) / CE 6.0 status name of this state.
     pub fn ce_name(self) -> &'static str {
         match self {

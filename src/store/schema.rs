@@ -18,7 +18,9 @@ use super::overlay::ReadOnlyOverlay;
 use super::tables::{META, META_SCHEMA_VERSION};
 
 /// The schema version this agent writes and the newest it can read.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// 1: the first. 2: adds `package_index` (built from `packages` on upgrade).
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Map an error of opening a database file.
 pub(crate) fn open_error(path: &Path, err: DatabaseError) -> StoreError {

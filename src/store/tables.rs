@@ -16,6 +16,10 @@ pub const META: TableDefinition<'static, &'static str, u64> = TableDefinition::n
 /// `packages`: package ID -> [`PackageRecord`](super::PackageRecord).
 pub const PACKAGES: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("packages");
+/// `package_index`: bucket -> the ID and state of each of its packages
+/// (see [`index`](super::index)).
+pub const PACKAGE_INDEX: TableDefinition<'static, u16, &'static [u8]> =
+    TableDefinition::new("package_index");
 /// `tasks`: task ID -> [`TaskRecord`](super::TaskRecord).
 pub const TASKS: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("tasks");

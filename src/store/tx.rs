@@ -5,11 +5,13 @@ use std::path::Path;
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 
 use super::error::{RedbResultExt, StoreError};
+use super::index::{self, PackageStates};
 use super::records::{
     CheckpointRecord, OutboxBody, OutboxItem, PackageRecord, ServerValues, TaskId, TaskRecord,
 };
 use super::tables::{
-    self, all_str, encode, first_u64, get_str, CHECKPOINTS, META, OUTBOX, PACKAGES, SERVER, TASKS,
+    self, all_str, encode, first_u64, get_str, CHECKPOINTS, META, OUTBOX, PACKAGES, PACKAGE_INDEX,
+    SERVER, TASKS,
 };
 
 /// Everything in the database, read in one transaction: a consistent picture
@@ -102,6 +104,26 @@ macro_rules! getters {
                 all_str(self.path, &table, PACKAGES.name())
             }
 
+            /// The ID and state of every package, from the package index
+            /// (one row per bucket instead of one record per package).
+            pub fn package_states(&self) -> Result<PackageStates, StoreError> {
+                let table = self.tx.open_table(PACKAGE_INDEX).at(self.path)?;
+                // The rows first (a few hundred guards on cached pages), so
+                // that the result is allocated once at its final size: no
+                // growth, no copies, no fresh pages beyond the one buffer.
+                let mut rows = Vec::new();
+                for row in table.iter().at(self.path)? {
+                    rows.push(row.at(self.path)?);
+                }
+                let mut out =
+                    PackageStates::with_capacity(rows.iter().map(|(_, packed)| packed.value()));
+                for (bucket, packed) in &rows {
+                    index::read_into(packed.value(), &mut out)
+                        .map_err(|damage| index_damage(self.path, bucket.value(), damage))?;
+                }
+                Ok(out)
+            }
+
             /// One task.
             pub fn task(&self, id: impl AsRef<str>) -> Result<Option<TaskRecord>, StoreError> {
                 let table = self.tx.open_table(TASKS).at(self.path)?;
@@ -169,6 +191,13 @@ macro_rules! getters {
 getters!(ReadTx);
 getters!(WriteTx);
 
+fn index_damage(path: &Path, bucket: u16, damage: index::Damage) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("package_index[{bucket}]: {damage}"),
+    }
+}
+
 impl WriteTx<'_> {
     fn put_str<T: serde::Serialize>(
         &self,
@@ -198,12 +227,63 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Insert or replace a package (keyed by `rec.id`).
+    /// Insert or replace a package (keyed by `rec.id`), and its entry in
+    /// the package index.
     pub fn put_package(&mut self, rec: &PackageRecord) -> Result<(), StoreError> {
         if rec.id.is_empty() {
             return Err(StoreError::InvalidRecord("package with an empty ID".into()));
         }
-        self.put_str(PACKAGES, &rec.id, rec)
+        self.put_str(PACKAGES, &rec.id, rec)?;
+        self.update_index(&rec.id, |packed| index::upsert(packed, &rec.id, rec.state))
+    }
+
+    /// Rewrites the index bucket of `id` with `change` (`None`: unchanged).
+    fn update_index(
+        &self,
+        id: &str,
+        change: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, index::Damage>,
+    ) -> Result<(), StoreError> {
+        let bucket = index::bucket(id);
+        let mut table = self.tx.open_table(PACKAGE_INDEX).at(self.path)?;
+        let changed = {
+            let old = table.get(bucket).at(self.path)?;
+            change(old.as_ref().map_or(&[][..], |g| g.value()))
+                .map_err(|damage| index_damage(self.path, bucket, damage))?
+        };
+        match changed {
+            Some(packed) if packed.is_empty() => {
+                table.remove(bucket).at(self.path)?;
+            }
+            Some(packed) => {
+                table.insert(bucket, packed.as_slice()).at(self.path)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the package index from the `packages` table.
+    pub(crate) fn rebuild_package_index(&mut self) -> Result<(), StoreError> {
+        let packages = self.packages()?;
+        let mut buckets: std::collections::BTreeMap<u16, Vec<(&str, _)>> = Default::default();
+        for p in &packages {
+            buckets
+                .entry(index::bucket(&p.id))
+                .or_default()
+                .push((p.id.as_str(), p.state));
+        }
+        let mut table = self.tx.open_table(PACKAGE_INDEX).at(self.path)?;
+        table.retain(|_, _| false).at(self.path)?;
+        for (bucket, entries) in buckets {
+            let mut packed = Vec::new();
+            for (id, state) in entries {
+                packed = index::upsert(&packed, id, state)
+                    .map_err(|damage| index_damage(self.path, bucket, damage))?
+                    .unwrap_or(packed);
+            }
+            table.insert(bucket, packed.as_slice()).at(self.path)?;
+        }
+        Ok(())
     }
 
     /// Remove a package together with its download task and its checkpoint
@@ -212,6 +292,7 @@ impl WriteTx<'_> {
     pub fn remove_package(&mut self, id: &str) -> Result<Option<PackageRecord>, StoreError> {
         let old = self.package(id)?;
         self.remove_str(PACKAGES, id)?;
+        self.update_index(id, |packed| index::remove(packed, id))?;
         self.remove_str(TASKS, TaskId::download(id).as_str())?;
         self.remove_str(CHECKPOINTS, id)?;
         Ok(old)
@@ -302,6 +383,7 @@ impl WriteTx<'_> {
     /// Create missing tables and stamp the schema version (used at open).
     pub(crate) fn initialize(&mut self, version: u64) -> Result<(), StoreError> {
         self.tx.open_table(PACKAGES).at(self.path)?;
+        self.tx.open_table(PACKAGE_INDEX).at(self.path)?;
         self.tx.open_table(TASKS).at(self.path)?;
         self.tx.open_table(CHECKPOINTS).at(self.path)?;
         self.tx.open_table(OUTBOX).at(self.path)?;

@@ -9,8 +9,9 @@ use dmagent::protocol::envelope::{
 };
 use dmagent::protocol::{
     root_element_name, Action, CivilTime, DeviceHeaders, DevicePoll, Document, FileReport,
-    Instructions, InstructionsRequest, Inventory, LinkFlags, MessageId, PackageLocation,
-    PackageLocationRequest, PollResponse, RecurrenceBehavior, ReportType, Status, NAMESPACE,
+    Instructions, InstructionsRequest, Inventory, LinkFlags, MessageId, PackageList,
+    PackageLocation, PackageLocationRequest, PollResponse, RecurrenceBehavior, ReportType, Status,
+    NAMESPACE,
 };
 
 /// Part A §7.1.
@@ -370,7 +371,7 @@ fn poll_response_example() {
     assert_eq!(mi.enabled, Some(true));
     assert_eq!(mi.interval, Some(Duration::from_secs(7 * 86_400)));
     let pk = r.applicable_packages.as_ref().expect("ApplicablePackages");
-    let ids: Vec<&str> = pk.iter().map(|p| p.id.as_str()).collect();
+    let ids: Vec<&str> = pk.iter().collect();
     assert_eq!(
         ids,
         [
@@ -644,7 +645,7 @@ fn third_party_poll_response_shape() {
         s.machine_inventory.as_ref().expect("mi").enabled,
         Some(true)
     );
-    assert_eq!(r.applicable_packages, Some(vec![]));
+    assert_eq!(r.applicable_packages, Some(PackageList::new()));
     reencode(&r);
 }
 

@@ -15,7 +15,7 @@ use dmagent::protocol::{
     CivilTime, ClientLocation, ClientSettings, Connection, DevicePoll, DirectoryEntry, Document,
     FileEntry, FileFilterItem, FileReport, Identification, Instructions, InstructionsRequest,
     Inventory, InventoryItem, IpAddressEntry, LinkFlags, Location, ManagementSystem, MessageId,
-    NetworkAdapter, PackageLocation, PackageLocationRequest, PackageRef, Parameter, PollResponse,
+    NetworkAdapter, PackageList, PackageLocation, PackageLocationRequest, Parameter, PollResponse,
     Property, RecurrenceBehavior, ReportSettings, Settings, StartTime, Status, StatusMessage,
 };
 use proptest::collection::vec;
@@ -165,7 +165,7 @@ fn poll_response() -> impl Strategy<Value = PollResponse> {
                 machine_inventory,
             },
         );
-    let packages = of(vec(s().prop_map(|id| PackageRef { id }), 0..4));
+    let packages = of(vec(s(), 0..4).prop_map(PackageList::from_iter));
     (of(settings), packages).prop_map(|(settings, applicable_packages)| PollResponse {
         settings,
         applicable_packages,

@@ -47,8 +47,8 @@ fn poll_spec_example_lists_packages_settings_and_fresh_timestamp() {
     let ids: Vec<String> = doc
         .applicable_packages
         .expect("ApplicablePackages present")
-        .into_iter()
-        .map(|p| p.id)
+        .iter()
+        .map(str::to_owned)
         .collect();
     // KIOSK-017 matches the device-name glob of the docked-only rule.
     assert_eq!(
@@ -95,7 +95,7 @@ fn poll_spec_example_lists_packages_settings_and_fresh_timestamp() {
         .applicable_packages
         .expect("present")
         .iter()
-        .any(|p| p.id == "DEMO-DOCKED"));
+        .any(|id| id == "DEMO-DOCKED"));
 }
 
 #[test]
@@ -427,8 +427,8 @@ fn package_ids(ts: &TestServer) -> Vec<String> {
         .expect("decodes")
         .applicable_packages
         .unwrap_or_default()
-        .into_iter()
-        .map(|p| p.id)
+        .iter()
+        .map(str::to_owned)
         .collect()
 }
 

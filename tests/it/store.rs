@@ -1,7 +1,7 @@
 //! Tests: store. Real redb files in temporary directories, a second process
 //! holding the lock, and `kill -9` in the middle of a stream of commits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -897,4 +897,89 @@ mod model {
             }
         }
     }
+}
+
+/// The ID and state of every package, as the `packages` table has them.
+fn states_from_records(store: &Store) -> Result<BTreeMap<String, PackageState>, StoreError> {
+    Ok(store
+        .packages()?
+        .into_iter()
+        .map(|p| (p.id, p.state))
+        .collect())
+}
+
+fn states_from_index(store: &Store) -> Result<BTreeMap<String, PackageState>, StoreError> {
+    let states = store.package_states()?;
+    let set: BTreeMap<_, _> = states.iter().map(|(id, s)| (id.to_owned(), s)).collect();
+    assert_eq!(set.len(), states.len(), "no package twice in the index");
+    Ok(set)
+}
+
+#[test]
+fn the_package_index_follows_every_put_and_remove() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(db_path(&dir))?;
+    assert!(store.package_states()?.is_empty());
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for round in 0..40 {
+        store.write(|tx| {
+            for _ in 0..25 {
+                let id = format!("PKG-{}", next(300));
+                if next(4) == 0 {
+                    tx.remove_package(&id)?;
+                } else {
+                    let mut rec = package(&id);
+                    rec.state = PackageState::ALL[next(7) as usize];
+                    tx.put_package(&rec)?;
+                }
+            }
+            Ok(())
+        })?;
+        // An aborted transaction leaves both as they were.
+        let _ = store.write(|tx| {
+            tx.put_package(&package(&format!("ABORTED-{round}")))?;
+            tx.remove_package("PKG-1")?;
+            Err::<(), _>(StoreError::InvalidRecord("abort".into()))
+        });
+        assert_eq!(states_from_index(&store)?, states_from_records(&store)?);
+    }
+    assert!(store.package_states()?.len() > 100);
+    Ok(())
+}
+
+#[test]
+fn opening_a_version_1_database_builds_the_package_index() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = db_path(&dir);
+    {
+        let store = Store::open(&path)?;
+        store.write(|tx| {
+            for i in 0..50 {
+                let mut rec = package(&format!("OLD-{i}"));
+                rec.state = PackageState::ALL[i % 7];
+                tx.put_package(&rec)?;
+            }
+            Ok(())
+        })?;
+    }
+    // What a version-1 agent left: the records, no index.
+    {
+        let db = redb::Database::create(&path)?;
+        let tx = db.begin_write()?;
+        tx.delete_table(tables::PACKAGE_INDEX)?;
+        tx.open_table(tables::META)?
+            .insert(tables::META_SCHEMA_VERSION, 1)?;
+        tx.commit()?;
+    }
+    let store = Store::open(&path)?;
+    assert_eq!(store.schema_version()?, SCHEMA_VERSION);
+    assert_eq!(store.package_states()?.len(), 50);
+    assert_eq!(states_from_index(&store)?, states_from_records(&store)?);
+    Ok(())
 }

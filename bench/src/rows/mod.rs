@@ -3,6 +3,7 @@
 use crate::ctx::Ctx;
 use crate::report::Row;
 
+mod decode;
 mod download;
 mod footprint;
 mod resume;
@@ -20,5 +21,6 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (footprint::P4, footprint::P4_TITLE, footprint::p4),
     (resume::P5, resume::P5_TITLE, resume::p5),
     (throttle::P6, throttle::P6_TITLE, throttle::p6),
+    (decode::P7, decode::P7_TITLE, decode::p7),
     (server::P8, server::P8_TITLE, server::p8),
 ];

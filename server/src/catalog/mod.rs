@@ -115,7 +115,7 @@ impl Catalog {
         let body = Bytes::from(
             PollResponse {
                 settings: Some(settings),
-                applicable_packages: Some(packages),
+                applicable_packages: Some(packages.into_iter().collect()),
             }
             .encode(),
         );
@@ -349,7 +349,7 @@ mod tests {
             let (packages, settings) = cat.for_device(&d);
             let fresh = PollResponse {
                 settings: Some(settings),
-                applicable_packages: Some(packages),
+                applicable_packages: Some(packages.into_iter().collect()),
             }
             .encode();
             assert_eq!(cat.poll_response(&d), fresh, "{d:?}");
