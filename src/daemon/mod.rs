@@ -76,6 +76,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
         clock: Arc::new(SystemClock),
         plugins: Arc::new(crate::plugin_host::PluginHost::discover(settings)),
         sys_class_net: "/sys/class/net".into(),
+        db_thread: Default::default(),
     });
 
     let system = System::new();
