@@ -1,4 +1,5 @@
-//! The one thread that runs the actors' database work, in order.
+//! The one thread that runs the agent's database work, in order: the actors'
+//! closures, the control requests, and the link probe's few sysfs reads.
 //!
 //! redb has one writer at a time, so database closures gain nothing from
 //! running in parallel; on the blocking pool a burst of them (every actor
@@ -7,15 +8,15 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Handle to the database thread, started on first use. The thread ends when
-/// the handle is dropped and the queued jobs are done.
-#[derive(Debug, Default)]
+/// Handle to the database thread, started on first use; clones share it. The
+/// thread ends when the last handle is dropped and the queued jobs are done.
+#[derive(Debug, Default, Clone)]
 pub struct DbThread {
-    jobs: OnceLock<Option<mpsc::Sender<Job>>>,
+    jobs: Arc<OnceLock<Option<mpsc::Sender<Job>>>>,
 }
 
 impl DbThread {
