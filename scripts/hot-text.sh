@@ -6,7 +6,8 @@
 #
 # Builds the release binary with its symbols (DMAGENT_KEEP_SYMBOLS, same code
 # and symbol names as the stripped one) in target/hot-text and runs it under
-# callgrind twice: with the management server unreachable, and against
+# callgrind three times: with the management server unreachable on a new
+# database, again on the database the first run left (a restart), and against
 # dm-server with an empty catalog (polls answered, nothing to install). Each
 # run ends a few seconds after one `dmagent status` was served. Every function
 # of the binary that ran goes into the list twice: by its exact name, which
@@ -36,9 +37,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# profile NAME URL: one idle run of the agent under callgrind against URL.
+# profile NAME STATE URL: one idle run of the agent under callgrind against
+# URL, with its state in $work/STATE.
 profile() {
-    local name=$1 server=$2 dir="$work/$1"
+    local name=$1 dir="$work/$2" server=$3
     mkdir -p "$dir"
     cat >"$dir/local.toml" <<CONF
 [server]
@@ -64,7 +66,8 @@ CONF
     agent=""
 }
 
-profile unreachable "http://127.0.0.1:9"
+profile fresh unreachable "http://127.0.0.1:9"
+profile restart unreachable "http://127.0.0.1:9"
 mkdir -p "$work/catalog/packages" "$work/catalog/files"
 cat >"$work/catalog/catalog.toml" <<TOML
 [client_settings]
@@ -72,7 +75,7 @@ version = "1"
 poll_interval = "0000-00-00 00:05:00"
 TOML
 start_dm_server hot-text "$work/catalog" 100
-profile reachable "$url"
+profile reachable reachable "$url"
 
 # Every function that ran (callgrind names a function where it is first
 # defined, as fn= or cfn=), kept if it is a function of the binary.
