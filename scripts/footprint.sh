@@ -35,3 +35,14 @@ median=$(echo "$sorted" | sed -n 3p)
 awk -v s="$size" 'BEGIN { printf "binary   %d bytes (%.2f MB), stripped release target/release/dmagent\n", s, s / 1e6 }'
 awk -v m="$median" -v h="$hwm" -v all="$(echo $sorted | tr ' ' ',')" \
     'BEGIN { printf "idle RSS median %d KiB (%.2f MB) of 5 samples [%s], peak %d KiB\n", m, m * 1024 / 1e6, all, h }'
+# Where the last sample lives: file-backed pages (code and read-only data of
+# the binary and the shared libraries) versus anonymous memory (heap, stacks,
+# relocated data), per mapping, and how many threads are up.
+awk '/^RssAnon|^RssFile/ {printf "  %s %d KiB", $1, $2} END {print ""}' "/proc/$pid/status"
+awk -v bin="$(realpath "$bin")" '
+    /^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "") ? "[anon]" : $6; if (name == bin) name = "dmagent" }
+    /^Rss:/ { rss[name] += $2 }
+    /^Anonymous:/ { anon[name] += $2 }
+    END { for (n in rss) if (rss[n] > 0) printf "    %6d KiB (%d anon) %s\n", rss[n], anon[n], n }' \
+    "/proc/$pid/smaps" | sort -rn
+echo "  threads $(ls "/proc/$pid/task" | wc -l): $(cat /proc/$pid/task/*/comm | sort | uniq -c | awk '{printf "%s%s x%d", sep, $2, $1; sep=", "}')"

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Actors never touch the database on their async thread: [`AgentContext::db`]
-//! runs the closure on the blocking pool and awaits it.
+//! runs the closure on the database thread ([`DbThread`]) and awaits it.
 
+pub mod db_thread;
 pub mod error;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use crate::scheduler::actor::SchedulerActor;
 use crate::scheduler::RetryPolicy;
 use crate::store::{ServerValues, Store, StoreError};
 use crate::transport::Transport;
+pub use db_thread::DbThread;
 pub use error::AgentError;
 
 /// Everything the actors share. Immutable after start-up; the mutable state
@@ -50,19 +52,22 @@ pub struct AgentContext {
     pub plugins: Arc<PluginHost>,
     /// Where the link probe looks (`/sys/class/net`; a fixture in tests).
     pub sys_class_net: PathBuf,
+    /// Runs [`AgentContext::db`] closures.
+    pub db_thread: DbThread,
 }
 
 impl AgentContext {
-    /// Runs `f` on the store from the blocking pool.
+    /// Runs `f` on the store from the database thread.
     pub async fn db<T, F>(&self, f: F) -> Result<T, AgentError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        actix_rt::task::spawn_blocking(move || f(&store))
+        self.db_thread
+            .run(move || f(&store))
             .await
-            .map_err(|e| AgentError::Internal(format!("blocking task failed: {e}")))?
+            .map_err(AgentError::Internal)?
             .map_err(AgentError::Store)
     }
 

@@ -9,9 +9,9 @@ pub mod store_actor;
 
 use std::sync::Arc;
 
-use actix::{SyncArbiter, System};
+use actix::{Actor, System};
 
-use crate::agent::AgentContext;
+use crate::agent::{AgentContext, DbThread};
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::control;
@@ -67,6 +67,7 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
     };
     let socket = control::socket_path(&state_dir);
     let transport = Transport::new(settings).map_err(DaemonError::Transport)?;
+    let db_thread = DbThread::default();
     let agent_context = Arc::new(AgentContext {
         settings: settings.clone(),
         store: store.clone(),
@@ -76,15 +77,14 @@ pub fn run(settings: &Settings, device_id: String) -> Result<(), DaemonError> {
         clock: Arc::new(SystemClock),
         plugins: Arc::new(crate::plugin_host::PluginHost::discover(settings)),
         sys_class_net: "/sys/class/net".into(),
+        db_thread: db_thread.clone(),
     });
 
     let system = System::new();
     let started: Result<(), DaemonError> = system.block_on(async {
         let agent = crate::agent::start(agent_context);
         let wake = agent.scheduler.recipient();
-        let store_addr = SyncArbiter::start(1, move || {
-            StoreActor::new(store.clone(), context.clone(), Some(wake.clone()))
-        });
+        let store_addr = StoreActor::new(store, context, Some(wake), db_thread).start();
         let listener = control::server::bind(&socket).map_err(|source| DaemonError::Socket {
             path: socket.display().to_string(),
             source,

@@ -1,10 +1,12 @@
-//! The store actor: the one place the daemon touches the database, on its own
-//! `SyncArbiter` thread so redb's blocking I/O never stalls the async actors.
+//! The store actor: answers control requests, running each on the agent's
+//! database thread ([`DbThread`]) so redb's blocking I/O never stalls the
+//! async actors.
 
 use std::sync::Arc;
 
-use actix::{Actor, Handler, Message, Recipient, SyncContext};
+use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
 
+use crate::agent::DbThread;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::control::{Request, Response, StatusReport};
@@ -24,32 +26,36 @@ pub struct ControlContext {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Owns the shared [`Store`] handle for the daemon.
+/// Owns the shared [`Store`] handle for the daemon's control requests.
 #[derive(Debug)]
 pub struct StoreActor {
     store: Arc<Store>,
-    context: ControlContext,
+    context: Arc<ControlContext>,
     scheduler: Option<Recipient<Wake>>,
+    db_thread: DbThread,
 }
 
 impl StoreActor {
     /// An actor over `store`; `context` goes into every status report.
-    /// `scheduler` is woken after a request changed the task list.
+    /// `scheduler` is woken after a request changed the task list; requests
+    /// run on `db_thread`, in order with the agent's own database work.
     pub fn new(
         store: Arc<Store>,
         context: ControlContext,
         scheduler: Option<Recipient<Wake>>,
+        db_thread: DbThread,
     ) -> Self {
         StoreActor {
             store,
-            context,
+            context: Arc::new(context),
             scheduler,
+            db_thread,
         }
     }
 }
 
 impl Actor for StoreActor {
-    type Context = SyncContext<Self>;
+    type Context = Context<Self>;
 }
 
 /// A control request relayed from the control socket.
@@ -61,16 +67,25 @@ impl Message for Control {
 }
 
 impl Handler<Control> for StoreActor {
-    type Result = actix::MessageResult<Control>;
+    type Result = ResponseFuture<Response>;
 
-    fn handle(&mut self, Control(request): Control, _: &mut SyncContext<Self>) -> Self::Result {
-        let response = execute(&self.store, &self.context, &request);
-        if matches!(response, Response::Done { .. }) {
-            if let Some(scheduler) = &self.scheduler {
-                let _ = scheduler.try_send(Wake);
+    fn handle(&mut self, Control(request): Control, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        let context = self.context.clone();
+        let scheduler = self.scheduler.clone();
+        let db_thread = self.db_thread.clone();
+        Box::pin(async move {
+            let response = db_thread
+                .run(move || execute(&store, &context, &request))
+                .await
+                .unwrap_or_else(|message| Response::Error { message });
+            if matches!(response, Response::Done { .. }) {
+                if let Some(scheduler) = &scheduler {
+                    let _ = scheduler.try_send(Wake);
+                }
             }
-        }
-        actix::MessageResult(response)
+            response
+        })
     }
 }
 

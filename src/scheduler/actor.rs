@@ -96,11 +96,9 @@ impl SchedulerActor {
             let tasks = context.db(|s| s.tasks()).await;
             let probe_context = context.clone();
             let links = context
-                .blocking(move || {
-                    Ok(super::links::probe(
-                        &probe_context.settings.links,
-                        &probe_context.sys_class_net,
-                    ))
+                .db_thread
+                .run(move || {
+                    super::links::probe(&probe_context.settings.links, &probe_context.sys_class_net)
                 })
                 .await;
             (tasks, links)

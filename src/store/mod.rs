@@ -50,7 +50,10 @@ use error::RedbResultExt;
 /// redb's page cache limit. The client database of a device holds a few
 /// hundred small rows; redb's default (1 GiB, grown lazily) lets the cache
 /// keep every page it ever touched resident, which a device cannot afford.
-const CACHE_BYTES: usize = 1024 * 1024;
+/// 256 KiB still holds all of a device's tree pages, but not the ~530 KB
+/// region allocator header redb writes at creation and reads at open, which
+/// a 1 MiB cache kept resident for the life of the daemon.
+const CACHE_BYTES: usize = 256 * 1024;
 
 /// The client database: one redb file, held exclusively by this process.
 pub struct Store {

@@ -80,6 +80,7 @@ impl TestAgent {
             clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
             plugins: Arc::new(plugins),
             sys_class_net: dir.path().join("sysfs"),
+            db_thread: Default::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
