@@ -230,6 +230,46 @@ pub fn wait_message(
     }
 }
 
+/// How many polls `device` has made (0 before its first).
+pub fn polls(server: &RunningServer, device: &str) -> u64 {
+    server
+        .state()
+        .device(device)
+        .ok()
+        .flatten()
+        .map_or(0, |r| r.poll_count)
+}
+
+/// Waits (bounded, 30 s) until `device` has polled more than `before` times.
+pub fn wait_polled(server: &RunningServer, device: &str, before: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while polls(server, device) <= before {
+        if Instant::now() > deadline {
+            bail!("{device} never polled");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// One daemon for `device` on a fresh state directory `dir` runs until it
+/// has sent the download end (11031) of `package`, then stops; what the
+/// server received about the package.
+pub fn download_once(
+    agent_bin: &Path,
+    server: &RunningServer,
+    dir: &Path,
+    device: &str,
+    package: &str,
+    limit: Duration,
+) -> anyhow::Result<Vec<Arrival>> {
+    let setup = crate::agent::AgentSetup::new(agent_bin, dir, &server.endpoint_url(), device, "")?;
+    let agent = setup.start()?;
+    let got = wait_message(server, device, package, 11031, limit).with_context(|| setup.log())?;
+    agent.stop()?;
+    Ok(got)
+}
+
 /// The time between the first `from` and the first `to` message, in seconds.
 pub fn interval_s(arrivals: &[Arrival], from: u32, to: u32) -> anyhow::Result<f64> {
     let at = |id: u32| {

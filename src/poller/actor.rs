@@ -11,8 +11,8 @@ use super::{reconcile, same_package};
 use crate::agent::{AgentContext, AgentError};
 use crate::protocol::ReportType;
 use crate::protocol::{
-    Action, ClientSettings, Connection, DevicePoll, Document, Identification, Instructions,
-    InstructionsRequest, ManagementSystem, PollResponse, ReportSettings,
+    Action, ClientSettings, DevicePoll, Document, Instructions, InstructionsRequest, PollResponse,
+    ReportSettings,
 };
 use crate::reporter::actor::Flush;
 use crate::scheduler::actor::TaskFinished;
@@ -120,25 +120,12 @@ async fn poll_cycle(context: &Arc<AgentContext>) -> Result<Summary, AgentError> 
 
 /// The DevicePoll document for this device.
 fn device_poll(context: &AgentContext, values: &ServerValues) -> DevicePoll {
-    DevicePoll {
-        management_system: Some(ManagementSystem {
-            name: Some("dmagent".to_owned()),
-            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-        }),
-        identification: Identification {
-            id: context.device_id.clone(),
-            device_name: context.device_name.clone(),
-            platform: Some("Linux".to_owned()),
-            processor: Some(std::env::consts::ARCH.to_owned()),
-            code_page: Some(65001),
-            system_default_lcid: Some(1033),
-            ..Identification::default()
-        },
-        connection: Some(Connection {
-            authorization_token: values.auth_token.clone(),
-            timestamp: values.timestamp.clone(),
-        }),
-    }
+    super::device_poll(
+        context.device_id.clone(),
+        context.device_name.clone(),
+        values.auth_token.clone(),
+        values.timestamp.clone(),
+    )
 }
 
 /// Stores a new `X-Device-Timestamp`/`X-Device-Auth` from a response.

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use foldhash::fast::RandomState;
 
-use crate::protocol::PackageList;
+use crate::protocol::{Connection, DevicePoll, Identification, ManagementSystem, PackageList};
 use crate::store::{PackageState, PackageStates};
 
 /// What one poll response asks of the client database.
@@ -147,6 +147,35 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
         .into_iter()
         .collect();
     Reconcile { request, remove }
+}
+
+/// The DevicePoll document this agent sends: its identity, this machine's
+/// platform, and the token and timestamp the server last issued.
+pub fn device_poll(
+    device_id: String,
+    device_name: Option<String>,
+    auth_token: Option<String>,
+    timestamp: Option<String>,
+) -> DevicePoll {
+    DevicePoll {
+        management_system: Some(ManagementSystem {
+            name: Some("dmagent".to_owned()),
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }),
+        identification: Identification {
+            id: device_id,
+            device_name,
+            platform: Some("Linux".to_owned()),
+            processor: Some(std::env::consts::ARCH.to_owned()),
+            code_page: Some(65001),
+            system_default_lcid: Some(1033),
+            ..Identification::default()
+        },
+        connection: Some(Connection {
+            authorization_token: auth_token,
+            timestamp,
+        }),
+    }
 }
 
 #[cfg(test)]

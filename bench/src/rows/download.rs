@@ -100,11 +100,14 @@ fn agent_once(
     package: &str,
 ) -> anyhow::Result<f64> {
     s.catalog.assign(&s.server, device, &[package])?;
-    let setup = AgentSetup::new(&ctx.agent_bin(), dir, &s.server.endpoint_url(), device, "")?;
-    let agent = setup.start()?;
-    let got = workload::wait_message(&s.server, device, package, 11031, DOWNLOAD_LIMIT)
-        .with_context(|| setup.log())?;
-    agent.stop()?;
+    let got = workload::download_once(
+        &ctx.agent_bin(),
+        &s.server,
+        dir,
+        device,
+        package,
+        DOWNLOAD_LIMIT,
+    )?;
     if std::env::var_os("DM_BENCH_KEEP").is_some() {
         let keep = std::env::temp_dir().join(format!("{device}.log"));
         std::fs::copy(dir.join("agent.log"), &keep)?;
@@ -184,11 +187,7 @@ pub fn p2(ctx: &Ctx) -> anyhow::Result<Row> {
                 "",
             )?;
             let agent = setup.start()?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while s.server.state().device(&device).ok().flatten().is_none() {
-                anyhow::ensure!(Instant::now() < deadline, "{device} never polled");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            workload::wait_polled(&s.server, &device, 0)?;
             let idle_kib = agent.idle_rss_kib(5, Duration::from_millis(300))?;
             agent.reset_peak()?;
             s.catalog.assign(&s.server, &device, &[package])?;

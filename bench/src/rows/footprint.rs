@@ -22,22 +22,10 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
     let dir = ctx.scratch("p3")?;
     let catalog = crate::workload::Catalog::create(&dir.join("catalog"), &[])?;
     let server = crate::workload::start_server(&catalog, &dir.join("server"), 1)?;
-    let polls = |id: &str| {
-        server
-            .state()
-            .device(id)
-            .ok()
-            .flatten()
-            .map_or(0, |r| r.poll_count)
-    };
     // Waits until `id` has polled more than `before` times, then serves one
     // `status` and samples; the median RSS in MB and the thread count.
     let idle = |setup: &AgentSetup, agent: &crate::agent::Agent, id: &str, before: u64| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while polls(id) <= before {
-            anyhow::ensure!(std::time::Instant::now() < deadline, "{id} never polled");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::workload::wait_polled(&server, id, before)?;
         let _ = setup.status();
         let kib = agent.idle_rss_kib(5, Duration::from_millis(400))?;
         let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid()))
@@ -64,7 +52,7 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
         agent.stop()?;
         // What a device runs at every boot: the same database, opened again.
         // Its poll is not due for an hour: ask for one, as the first run had.
-        let before = polls(&id);
+        let before = crate::workload::polls(&server, &id);
         let agent = setup.start()?;
         setup.poll_now()?;
         let (mb, _) = idle(&setup, &agent, &id, before)?;

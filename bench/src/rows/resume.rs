@@ -96,17 +96,14 @@ pub fn p5(ctx: &Ctx) -> anyhow::Result<Row> {
             ..Faults::default()
         });
         let before = server.bytes_served();
-        let setup = AgentSetup::new(
+        let got = workload::download_once(
             &ctx.agent_bin(),
+            &server,
             &dir.join(&device),
-            &server.endpoint_url(),
             &device,
-            "",
+            "BENCH-CUT",
+            LIMIT,
         )?;
-        let agent = setup.start()?;
-        let got = workload::wait_message(&server, &device, "BENCH-CUT", 11031, LIMIT)
-            .with_context(|| setup.log())?;
-        agent.stop()?;
         let served = server.bytes_served() - before;
         cut.push(served.saturating_sub(SIZE) as f64 / KIB);
         cut_offsets.push((cut_at, resume_offset(&got)));

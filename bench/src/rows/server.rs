@@ -13,7 +13,7 @@ use dmagent::protocol::envelope::{
     CONTENT_TYPE_XML, HEADER_ACTION, HEADER_AUTH, HEADER_CLIENT_VERSION, HEADER_TIMESTAMP,
     HEADER_UUID,
 };
-use dmagent::protocol::{Connection, DevicePoll, Document as _, Identification, ManagementSystem};
+use dmagent::protocol::Document as _;
 
 use crate::ctx::Ctx;
 use crate::nginx::{self, Nginx};
@@ -123,29 +123,16 @@ struct Device {
     body: String,
 }
 
-/// The DevicePoll the agent sends (as `poller::device_poll` builds it),
+/// The DevicePoll the agent sends (built by `poller::device_poll`),
 /// echoing the server-issued timestamp like a device after its first poll.
 fn device(i: usize, timestamp: &str) -> Device {
     let uuid = format!("0B5E7C1D-2A3F-4E6B-8C9D-{i:012X}");
-    let poll = DevicePoll {
-        management_system: Some(ManagementSystem {
-            name: Some("dmagent".to_owned()),
-            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-        }),
-        identification: Identification {
-            id: uuid.clone(),
-            device_name: Some(format!("BENCH-{i:04}")),
-            platform: Some("Linux".to_owned()),
-            processor: Some(std::env::consts::ARCH.to_owned()),
-            code_page: Some(65001),
-            system_default_lcid: Some(1033),
-            ..Identification::default()
-        },
-        connection: Some(Connection {
-            authorization_token: None,
-            timestamp: (!timestamp.is_empty()).then(|| timestamp.to_owned()),
-        }),
-    };
+    let poll = dmagent::poller::device_poll(
+        uuid.clone(),
+        Some(format!("BENCH-{i:04}")),
+        None,
+        (!timestamp.is_empty()).then(|| timestamp.to_owned()),
+    );
     let body = String::from_utf8(poll.encode()).expect("the codec writes UTF-8");
     Device { uuid, body }
 }

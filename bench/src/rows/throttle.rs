@@ -2,9 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-
-use crate::agent::AgentSetup;
 use crate::ctx::Ctx;
 use crate::report::{Baseline, Goal, Line, Row};
 use crate::stats::Samples;
@@ -39,17 +36,14 @@ pub fn p6(ctx: &Ctx) -> anyhow::Result<Row> {
         for i in 0..ctx.runs {
             let device = format!("P6-{id}-{i}");
             catalog.assign(&server, &device, &[id])?;
-            let setup = AgentSetup::new(
+            let got = workload::download_once(
                 &ctx.agent_bin(),
+                &server,
                 &dir.join(&device),
-                &server.endpoint_url(),
                 &device,
-                "",
+                id,
+                Duration::from_secs(120),
             )?;
-            let agent = setup.start()?;
-            let got = workload::wait_message(&server, &device, id, 11031, Duration::from_secs(120))
-                .with_context(|| setup.log())?;
-            agent.stop()?;
             std::fs::remove_dir_all(dir.join(&device))?;
             let secs = workload::interval_s(&got, 11030, 11031)?;
             rate.push(size as f64 / secs / 1e6);
