@@ -7,6 +7,7 @@
 //! - [`config`]: TOML fragments merged into one validated [`config::Settings`].
 //! - [`protocol`]: the wire documents and their XML codec; no I/O.
 //! - [`store`]: the client database on redb; every state change one transaction.
+//! - [`trust`]: X8 signatures on instructions and packages, and the image's keys.
 //! - [`scheduler`]: the timing policy (due, parked, retries) and its actor.
 //! - [`daemon`]: `dmagent run`, the actor system and its store actor.
 //! - [`control`]: the local control socket (status, poll-now) and its report.
@@ -34,3 +35,4 @@ pub mod reporter;
 pub mod scheduler;
 pub mod store;
 pub mod transport;
+pub mod trust;

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub faults: Faults,
     /// Worker threads (default 2).
     pub workers: usize,
+    /// Signs every instruction response (X8) when set.
+    pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
 }
 
 impl ServerConfig {
@@ -58,6 +60,7 @@ impl ServerConfig {
             catalog_poll_ms: 1000,
             faults: Faults::default(),
             workers: 2,
+            signer: None,
         }
     }
 
@@ -102,6 +105,17 @@ impl ServerConfig {
         if let Some(f) = file.faults {
             self.faults = f;
         }
+        if let Some(key) = file.signing_key {
+            let endorsement = file.signing_endorsement.map(|e| base.join(e));
+            let signer = crate::signing::Signer::load(&base.join(key), endorsement.as_deref())
+                .map_err(|e| format!("{}: key `signing_key`: {e}", path.display()))?;
+            self.signer = Some(std::sync::Arc::new(signer));
+        } else if file.signing_endorsement.is_some() {
+            return Err(format!(
+                "{}: key `signing_endorsement` needs `signing_key`",
+                path.display()
+            ));
+        }
         Ok(())
     }
 
@@ -127,4 +141,6 @@ struct ConfigFile {
     max_xml_body: Option<u64>,
     max_file_body: Option<u64>,
     faults: Option<Faults>,
+    signing_key: Option<PathBuf>,
+    signing_endorsement: Option<PathBuf>,
 }

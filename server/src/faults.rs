@@ -31,6 +31,10 @@ pub struct Faults {
     pub relocate: BTreeMap<String, String>,
     /// Flip (XOR 0xFF) the byte at this offset of every download that covers it.
     pub flip_byte_at: Option<u64>,
+    /// Package ID -> command line: the instruction response carries it
+    /// instead of the catalog's, changed after signing (a server in the
+    /// middle altering the post-install command).
+    pub tamper_command: BTreeMap<String, String>,
 }
 
 /// Shared, mutable fault set.
@@ -98,6 +102,11 @@ impl FaultHandle {
             flip_at: f.flip_byte_at,
             ignore_range: f.ignore_range,
         }
+    }
+
+    /// The command line that replaces a package's after signing, if any.
+    pub fn tampered_command(&self, package_id: &str) -> Option<String> {
+        self.lock().tamper_command.get(package_id).cloned()
     }
 
     /// The relocated URL of a package, if any.

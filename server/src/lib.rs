@@ -12,13 +12,15 @@
 //! Modules: [`catalog`] (package definitions, assignment rules, reload),
 //! [`http`] (the device endpoint, downloads with Range, admin), [`state`]
 //! (per-device redb state and collected files), [`views`] (HTML and JSON),
-//! [`faults`] (fault injection), [`config`].
+//! [`faults`] (fault injection), [`signing`] (X8 signatures and key files),
+//! [`config`].
 #![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod config;
 pub mod faults;
 pub mod http;
+pub mod signing;
 pub mod state;
 pub mod time;
 pub mod views;

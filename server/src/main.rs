@@ -2,6 +2,7 @@
 //!
 //! Prints `listening on http://ADDR` as the first line of stdout once bound.
 //! SIGHUP reloads the catalog; SIGINT/SIGTERM stop the server.
+//! `dm-server keygen` and `dm-server endorse` make the X8 key files.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -40,10 +41,66 @@ struct Args {
     /// Cap on one file-collection body in bytes.
     #[arg(long)]
     max_file_body: Option<u64>,
+    /// Sign every instruction response (X8) with this private key (NAME.key
+    /// from `dm-server keygen`).
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+    /// Send this endorsement (from `dm-server endorse`) with the signatures,
+    /// for a key that devices know only through an older key.
+    #[arg(long, requires = "signing_key")]
+    signing_endorsement: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Make an Ed25519 key pair: PREFIX.key (private, mode 0600) and
+    /// PREFIX.pub (what device images list under [trust] keys).
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Endorse a new public key with an old private key, for key rotation.
+    Endorse {
+        /// The old, trusted private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The new public key (NEW.pub).
+        #[arg(long)]
+        public: PathBuf,
+        /// Where to write the endorsement (NEW.endorsement).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The key subcommands: print what was made, exit.
+fn run_command(command: Command) -> ! {
+    let result = match command {
+        Command::Keygen { out } => dm_server::signing::keygen(&out)
+            .map(|id| format!("key {id}: private {0}.key, public {0}.pub", out.display())),
+        Command::Endorse { key, public, out } => dm_server::signing::endorse(&key, &public, &out)
+            .map(|what| format!("{what}: {}", out.display())),
+    };
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("dm-server: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn main() {
     let args = Args::parse();
+    if let Some(command) = args.command {
+        run_command(command);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)
@@ -76,6 +133,18 @@ fn main() {
     }
     if let Some(m) = args.max_file_body {
         cfg.max_file_body = m;
+    }
+    if let Some(key) = &args.signing_key {
+        match dm_server::signing::Signer::load(key, args.signing_endorsement.as_deref()) {
+            Ok(signer) => {
+                tracing::info!(key = %signer.key_id(), "signing instruction responses");
+                cfg.signer = Some(std::sync::Arc::new(signer));
+            }
+            Err(e) => {
+                eprintln!("dm-server: --signing-key: {e}");
+                std::process::exit(2);
+            }
+        }
     }
     let server = match dm_server::start(cfg) {
         Ok(s) => s,

@@ -205,6 +205,138 @@ fn user_map(v: &Value) -> Result<std::collections::BTreeMap<String, String>, Ref
     Ok(map)
 }
 
+/// A point in time for a key window: a TOML datetime with a date (an offset
+/// datetime, or a local one read as UTC) or a `"YYYY-MM-DD hh:mm:ss"` UTC
+/// string. Unix seconds.
+fn instant(v: &Value, key: &str) -> Result<i64, Refusal> {
+    let civil = match v {
+        Value::Datetime(dt) => {
+            let (Some(date), time) = (dt.date, dt.time) else {
+                return Err(invalid(format!("{key}: a datetime needs a date")));
+            };
+            let time = time.unwrap_or(toml::value::Time {
+                hour: 0,
+                minute: 0,
+                second: 0,
+                nanosecond: 0,
+            });
+            let civil = crate::protocol::CivilTime {
+                year: date.year,
+                month: date.month,
+                day: date.day,
+                hour: time.hour,
+                minute: time.minute,
+                second: time.second,
+            };
+            let offset = match dt.offset {
+                Some(toml::value::Offset::Custom { minutes }) => i64::from(minutes) * 60,
+                _ => 0,
+            };
+            return Ok(civil.to_unix() - offset);
+        }
+        Value::String(s) => s.parse::<crate::protocol::CivilTime>().map_err(|e| {
+            invalid(format!(
+                "{key}: {s:?} is not a time (YYYY-MM-DD hh:mm:ss, UTC): {e}"
+            ))
+        })?,
+        other => return Err(wrong_type(&format!("a datetime for {key}"), other)),
+    };
+    Ok(civil.to_unix())
+}
+
+fn public_key(text: &str, at: &str) -> Result<crate::trust::PublicKey, Refusal> {
+    crate::trust::PublicKey::parse(text).map_err(|e| invalid(format!("{at}: {e}")))
+}
+
+/// Reads a `.pub` file (an absolute path) at load time, so a missing or
+/// malformed key file is a configuration error, not a refused update later.
+fn key_file(v: &Value, at: &str) -> Result<crate::trust::PublicKey, Refusal> {
+    let path = absolute_path(v).map_err(|r| invalid(format!("{at}: {}", r.message)))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| invalid(format!("{at}: cannot read {}: {e}", path.display())))?;
+    public_key(&text, &format!("{at} ({})", path.display()))
+}
+
+/// `trust.keys`: an array whose items are a base64 key, or a table
+/// `{ key = "…" | file = "/abs.pub", not_before = …, not_after = … }`.
+fn trusted_keys(v: &Value) -> Result<Vec<crate::trust::TrustedKey>, Refusal> {
+    let Value::Array(items) = v else {
+        return Err(wrong_type("an array of keys", v));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("index {i}");
+        let key = match item {
+            Value::String(text) => crate::trust::TrustedKey {
+                key: public_key(text, &at)?,
+                not_before: None,
+                not_after: None,
+            },
+            Value::Table(t) => {
+                if let Some(unknown) = t
+                    .keys()
+                    .find(|k| !["key", "file", "not_before", "not_after"].contains(&k.as_str()))
+                {
+                    return Err(Refusal {
+                        kind: ConfigErrorKind::UnknownKey,
+                        message: format!(
+                            "{at}: unknown key {unknown:?}; known: key, file, not_before, not_after"
+                        ),
+                    });
+                }
+                let key = match (t.get("key"), t.get("file")) {
+                    (Some(k), None) => public_key(string(k)?, &at)?,
+                    (None, Some(f)) => key_file(f, &at)?,
+                    _ => return Err(invalid(format!("{at}: set exactly one of key and file"))),
+                };
+                let when = |name: &str| {
+                    t.get(name)
+                        .map(|v| instant(v, &format!("{at}: {name}")))
+                        .transpose()
+                };
+                let (not_before, not_after) = (when("not_before")?, when("not_after")?);
+                if let (Some(a), Some(b)) = (not_before, not_after) {
+                    if a > b {
+                        return Err(invalid(format!("{at}: not_before is after not_after")));
+                    }
+                }
+                crate::trust::TrustedKey {
+                    key,
+                    not_before,
+                    not_after,
+                }
+            }
+            other => return Err(wrong_type(&format!("a key or a key table at {at}"), other)),
+        };
+        out.push(key);
+    }
+    Ok(out)
+}
+
+/// `trust.revoked`: key IDs (16 hex digits) or whole public keys.
+fn revoked_keys(v: &Value) -> Result<Vec<String>, Refusal> {
+    let Value::Array(items) = v else {
+        return Err(wrong_type("an array of key IDs", v));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::String(text) = item else {
+            return Err(wrong_type(&format!("a key ID at index {i}"), item));
+        };
+        let id = if text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            text.to_ascii_lowercase()
+        } else {
+            public_key(
+                text,
+                &format!("index {i} (neither a 16-hex-digit key ID nor a key)"),
+            )?
+            .id()
+        };
+        out.push(id);
+    }
+    Ok(out)
+}
+
 const ONE_SECOND: Duration = Duration::from_secs(1);
 /// Keeps every integer printable as a TOML integer (`i64`).
 const MAX_INT: u64 = i64::MAX as u64;
@@ -411,6 +543,32 @@ pub(crate) static SCHEMA: &[(&str, Node)] = &[
                 "require_hash",
                 Node::Leaf(|s, v| {
                     s.download.require_hash = boolean(v)?;
+                    Ok(())
+                }),
+            ),
+        ]),
+    ),
+    (
+        "trust",
+        Node::Table(&[
+            (
+                "require_signature",
+                Node::Leaf(|s, v| {
+                    s.trust.require_signature = boolean(v)?;
+                    Ok(())
+                }),
+            ),
+            (
+                "keys",
+                Node::Leaf(|s, v| {
+                    s.trust.keys = trusted_keys(v)?;
+                    Ok(())
+                }),
+            ),
+            (
+                "revoked",
+                Node::Leaf(|s, v| {
+                    s.trust.revoked = revoked_keys(v)?;
                     Ok(())
                 }),
             ),

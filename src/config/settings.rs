@@ -35,6 +35,8 @@ pub struct Settings {
     pub links: LinkSettings,
     /// `[download]`: the image's own limits on package downloads.
     pub download: DownloadSettings,
+    /// `[trust]`: which keys sign instructions and packages (X8).
+    pub trust: crate::trust::TrustSettings,
     /// `[outbox]`: how much undelivered work the agent keeps.
     pub outbox: OutboxSettings,
     /// `[log]`: diagnostics.
@@ -465,6 +467,33 @@ impl Settings {
             Value::Boolean(self.download.require_hash),
         );
         root.insert("download".into(), Value::Table(download));
+
+        let mut trust = Table::new();
+        trust.insert(
+            "require_signature".into(),
+            Value::Boolean(self.trust.require_signature),
+        );
+        let keys = self
+            .trust
+            .keys
+            .iter()
+            .map(|k| {
+                let mut t = Table::new();
+                t.insert("key".into(), Value::String(k.key.to_base64()));
+                t.insert("id".into(), Value::String(k.key.id()));
+                for (name, at) in [("not_before", k.not_before), ("not_after", k.not_after)] {
+                    if let Some(at) = at {
+                        let civil = crate::protocol::CivilTime::from_unix(at)
+                            .map_or_else(|| at.to_string(), |c| c.to_string());
+                        t.insert(name.into(), Value::String(civil));
+                    }
+                }
+                Value::Table(t)
+            })
+            .collect();
+        trust.insert("keys".into(), Value::Array(keys));
+        trust.insert("revoked".into(), strings(&self.trust.revoked));
+        root.insert("trust".into(), Value::Table(trust));
 
         let mut outbox = Table::new();
         outbox.insert("max_items".into(), int(self.outbox.max_items));

@@ -56,6 +56,18 @@ pub(crate) fn check(settings: &Settings, provenance: &Provenance, errors: &mut V
         }
     }
 
+    let trust = &settings.trust;
+    if trust.require_signature
+        && trust.keys.is_empty()
+        && !provenance.refused(&["trust.require_signature", "trust.keys"])
+    {
+        errors.push(provenance.conflict(
+            "trust.require_signature",
+            "trust.require_signature is true but trust.keys names no key: \
+             no update could ever be accepted",
+        ));
+    }
+
     let tls = &settings.tls;
     if !provenance.refused(&["tls.client_cert", "tls.client_key"]) {
         match (&tls.client_cert, &tls.client_key) {

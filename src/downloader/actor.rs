@@ -124,6 +124,26 @@ impl Event {
         if package.state == PackageState::Installing {
             return self.interrupted(&package).await;
         }
+        // X8, before anything is fetched, written or run: the instructions as
+        // stored are the ones every later phase acts on.
+        let now = i64::try_from(self.context.clock.now_unix()).unwrap_or(i64::MAX);
+        match crate::trust::check(&self.context.settings.trust, &instructions, now) {
+            Ok(crate::trust::Verdict::Signed {
+                key_id,
+                endorsed_by,
+            }) => {
+                tracing::info!(package = %package.id, key = %key_id, endorsed_by = ?endorsed_by, "signatures verified");
+            }
+            Ok(crate::trust::Verdict::Unverified(why)) => {
+                tracing::debug!(package = %package.id, "signatures not checked: {why}");
+            }
+            Err(refused) => {
+                tracing::warn!(package = %package.id, "{refused}; nothing is downloaded or run");
+                return self
+                    .fail_with(&package, "signature", &refused.to_string(), false)
+                    .await;
+            }
+        }
         let recurrence = instructions.recurrence.as_ref();
         let rerun = package.state == PackageState::Installed && recurrence.is_some();
         let destination = rerun
@@ -350,6 +370,17 @@ impl Event {
         error: &str,
         retryable: bool,
     ) -> Result<Attempt, AgentError> {
+        self.fail_with(package, "download", error, retryable).await
+    }
+
+    /// [`Self::fail_download`] with the `ErrorCode` to report.
+    async fn fail_with(
+        &self,
+        package: &PackageRecord,
+        code: &'static str,
+        error: &str,
+        retryable: bool,
+    ) -> Result<Attempt, AgentError> {
         let values = self.context.db(|s| s.server_values()).await?;
         let policy = self.context.retry_policy(&values);
         let recurring = self.task.period_secs.is_some();
@@ -371,7 +402,7 @@ impl Event {
                     MessageId::DOWNLOAD_FAILED,
                     at,
                     &[
-                        ("ErrorCode", "download".to_owned()),
+                        ("ErrorCode", code.to_owned()),
                         ("ErrorText", error_text.clone()),
                         ("RetryCount", retries.clone()),
                         ("WillRetry", will_retry.to_string()),

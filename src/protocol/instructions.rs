@@ -1,6 +1,7 @@
 //! `InstructionsRequest` (device -> server) and `Instructions` (server ->
-//! device), part A §7.3 and §7.4, with extensions X1 (`Hash`) and X5
-//! (`BandwidthLimit`).
+//! device), part A §7.3 and §7.4, with extensions X1 (`Hash`), X5
+//! (`BandwidthLimit`) and X8 (`Signature`, `PackageSignature`, `SigningKey`;
+//! what they cover is in [`crate::trust`]).
 
 use std::time::Duration;
 
@@ -55,6 +56,41 @@ pub struct PackageInstructions {
     pub hash: Option<PackageHash>,
     /// X5 `BandwidthLimit`: bytes per second.
     pub bandwidth_limit: Option<u64>,
+    /// X8 `Signature`: over the canonical form of every other field above
+    /// ([`crate::trust::canonical::instructions`]).
+    pub signature: Option<SignatureElement>,
+    /// X8 `PackageSignature`: over the package file's SHA-256 and size
+    /// ([`crate::trust::canonical::package`]).
+    pub package_signature: Option<SignatureElement>,
+    /// X8 `SigningKey`: the key that made the signatures, endorsed by
+    /// another key (key rotation).
+    pub signing_key: Option<KeyEndorsement>,
+}
+
+/// X8: `<Signature algorithm="Ed25519" keyID="…">base64</Signature>` (also
+/// `PackageSignature`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SignatureElement {
+    /// `@algorithm`; only `Ed25519` is verified.
+    pub algorithm: String,
+    /// `@keyID`: the signing key's ID (16 hex digits).
+    pub key_id: String,
+    /// The signature, standard base64.
+    pub value: String,
+}
+
+/// X8: `<SigningKey algorithm="Ed25519" publicKey="base64" endorsedBy="…">base64</SigningKey>`:
+/// a public key and the signature of an older key over it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KeyEndorsement {
+    /// `@algorithm`; only `Ed25519`.
+    pub algorithm: String,
+    /// `@publicKey`: the endorsed key, standard base64 of its 32 bytes.
+    pub public_key: String,
+    /// `@endorsedBy`: the ID of the key that signed it.
+    pub endorsed_by: String,
+    /// The endorsement signature, standard base64.
+    pub value: String,
 }
 
 /// `Recurrence`: how a recurring event repeats.
@@ -151,11 +187,36 @@ fn read_package(p: &mut XmlIn<'_>, attr_id: Option<String>) -> Result<PackageIns
                 out.hash = Some(PackageHash { algorithm, hex });
             }
             "BandwidthLimit" => out.bandwidth_limit = Some(p.parse_text(parse_u64)?),
+            "Signature" => out.signature = Some(read_signature(p, &tag)?),
+            "PackageSignature" => out.package_signature = Some(read_signature(p, &tag)?),
+            "SigningKey" => {
+                let algorithm = tag.attr("algorithm").unwrap_or("Ed25519").to_owned();
+                let public_key = p.req_attr(&tag, "publicKey")?.to_owned();
+                let endorsed_by = p.req_attr(&tag, "endorsedBy")?.to_owned();
+                let value = p.text()?;
+                out.signing_key = Some(KeyEndorsement {
+                    algorithm,
+                    public_key,
+                    endorsed_by,
+                    value,
+                });
+            }
             _ => p.skip()?,
         }
     }
     out.id = id.or(attr_id).ok_or_else(|| XmlIn::missing(&here, "ID"))?;
     Ok(out)
+}
+
+fn read_signature(p: &mut XmlIn<'_>, tag: &super::xml::Tag<'_>) -> Result<SignatureElement> {
+    let algorithm = tag.attr("algorithm").unwrap_or("Ed25519").to_owned();
+    let key_id = p.req_attr(tag, "keyID")?.to_owned();
+    let value = p.text()?;
+    Ok(SignatureElement {
+        algorithm,
+        key_id,
+        value,
+    })
 }
 
 fn read_recurrence(p: &mut XmlIn<'_>) -> Result<Recurrence> {
@@ -207,6 +268,32 @@ pub(crate) fn write_instructions(x: &Instructions, w: &mut XmlOut) {
             w.leaf_with("Hash", &[("algorithm", Some(&h.algorithm))], &h.hex);
         }
         w.opt_display("BandwidthLimit", pkg.bandwidth_limit);
+        for (name, sig) in [
+            ("Signature", &pkg.signature),
+            ("PackageSignature", &pkg.package_signature),
+        ] {
+            if let Some(sig) = sig {
+                w.leaf_with(
+                    name,
+                    &[
+                        ("algorithm", Some(&sig.algorithm)),
+                        ("keyID", Some(&sig.key_id)),
+                    ],
+                    &sig.value,
+                );
+            }
+        }
+        if let Some(k) = &pkg.signing_key {
+            w.leaf_with(
+                "SigningKey",
+                &[
+                    ("algorithm", Some(&k.algorithm)),
+                    ("publicKey", Some(&k.public_key)),
+                    ("endorsedBy", Some(&k.endorsed_by)),
+                ],
+                &k.value,
+            );
+        }
         w.close("Package");
     }
 }

@@ -24,7 +24,10 @@ pub use envelope::{
 };
 pub use error::{DecodeError, DecodeErrorKind};
 pub use instructions::PackageHash;
-pub use instructions::{Instructions, InstructionsRequest, PackageInstructions, Recurrence};
+pub use instructions::{
+    Instructions, InstructionsRequest, KeyEndorsement, PackageInstructions, Recurrence,
+    SignatureElement,
+};
 pub use inventory::{DirectoryEntry, FileEntry, FileReport, Inventory, InventoryItem, Property};
 pub use literals::{CivilTime, LinkFlags, RecurrenceBehavior, StartTime};
 pub use location::{

@@ -218,6 +218,7 @@ fn package_instructions() -> impl Strategy<Value = PackageInstructions> {
                 source_files,
                 hash,
                 bandwidth_limit,
+                ..PackageInstructions::default()
             },
         )
 }

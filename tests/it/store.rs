@@ -75,6 +75,20 @@ fn instructions(id: &str) -> PackageInstructions {
         source_files: Some(true),
         hash: None,
         bandwidth_limit: Some(65_536),
+        // X8 elements are kept with the record: the downloader checks them
+        // on the stored instructions.
+        signature: Some(dmagent::protocol::SignatureElement {
+            algorithm: "Ed25519".to_owned(),
+            key_id: "0123456789abcdef".to_owned(),
+            value: "c2lnbmF0dXJl".to_owned(),
+        }),
+        package_signature: None,
+        signing_key: Some(dmagent::protocol::KeyEndorsement {
+            algorithm: "Ed25519".to_owned(),
+            public_key: "a2V5".to_owned(),
+            endorsed_by: "fedcba9876543210".to_owned(),
+            value: "ZW5kb3JzZW1lbnQ=".to_owned(),
+        }),
     }
 }
 

@@ -161,6 +161,7 @@ fn record(rng: &mut Rng, e: &Entry, state: PackageState) -> PackageRecord {
             hex,
         }),
         bandwidth_limit: None,
+        ..PackageInstructions::default()
     };
     let now = first_seen + rng.below(86_400 * 30) as u64;
     rec = rec.with_instructions(instructions, now);

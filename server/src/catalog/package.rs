@@ -203,6 +203,10 @@ impl PackageToml {
                 hex: sha256.clone(),
             }),
             bandwidth_limit: self.bandwidth_limit,
+            // Signed when served, by the server's key (X8).
+            signature: None,
+            package_signature: None,
+            signing_key: None,
         };
         Ok(Package {
             instructions,

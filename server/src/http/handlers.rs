@@ -358,8 +358,15 @@ fn instructions(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, 
     let doc: InstructionsRequest = decode(app, body)?;
     let (rec, echo) = known_device(app, ctx)?;
     let pkg = assigned(app, &rec, &doc.package_id)?;
+    let mut served = pkg.instructions.clone();
+    if let Some(signer) = &app.config.signer {
+        served = signer.sign(served);
+    }
+    if let Some(command) = app.faults.tampered_command(pkg.id()) {
+        served.command_line = Some(command);
+    }
     let resp = Instructions {
-        packages: vec![pkg.instructions.clone()],
+        packages: vec![served],
     };
     Ok(Reply::xml(resp.encode()).header(HEADER_AUTH, echo))
 }
