@@ -258,7 +258,7 @@ fn key_file(v: &Value, at: &str) -> Result<crate::trust::PublicKey, Refusal> {
 }
 
 /// `trust.keys`: an array whose items are a base64 key, or a table
-/// `{ key = "…" | file = "/abs.pub", not_before = …, not_after = … }`.
+/// `{ key = "…" | file = "/abs.pub", id = "…", not_before = …, not_after = … }`.
 fn trusted_keys(v: &Value) -> Result<Vec<crate::trust::TrustedKey>, Refusal> {
     let Value::Array(items) = v else {
         return Err(wrong_type("an array of keys", v));
@@ -273,14 +273,13 @@ fn trusted_keys(v: &Value) -> Result<Vec<crate::trust::TrustedKey>, Refusal> {
                 not_after: None,
             },
             Value::Table(t) => {
-                if let Some(unknown) = t
-                    .keys()
-                    .find(|k| !["key", "file", "not_before", "not_after"].contains(&k.as_str()))
-                {
+                if let Some(unknown) = t.keys().find(|k| {
+                    !["key", "file", "id", "not_before", "not_after"].contains(&k.as_str())
+                }) {
                     return Err(Refusal {
                         kind: ConfigErrorKind::UnknownKey,
                         message: format!(
-                            "{at}: unknown key {unknown:?}; known: key, file, not_before, not_after"
+                            "{at}: unknown key {unknown:?}; known: key, file, id, not_before, not_after"
                         ),
                     });
                 }
@@ -289,6 +288,16 @@ fn trusted_keys(v: &Value) -> Result<Vec<crate::trust::TrustedKey>, Refusal> {
                     (None, Some(f)) => key_file(f, &at)?,
                     _ => return Err(invalid(format!("{at}: set exactly one of key and file"))),
                 };
+                // An optional `id` states which key the image builder meant.
+                if let Some(id) = t.get("id") {
+                    let id = string(id)?;
+                    if !id.eq_ignore_ascii_case(&key.id()) {
+                        return Err(invalid(format!(
+                            "{at}: the key's ID is {}, not {id:?}",
+                            key.id()
+                        )));
+                    }
+                }
                 let when = |name: &str| {
                     t.get(name)
                         .map(|v| instant(v, &format!("{at}: {name}")))

@@ -75,6 +75,13 @@ pub struct SigningKeyPair {
     pkcs8: Vec<u8>,
 }
 
+impl Clone for SigningKeyPair {
+    fn clone(&self) -> Self {
+        // ring's key pair is not Clone; the document it came from parsed once.
+        Self::from_pkcs8(&self.pkcs8).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+}
+
 impl SigningKeyPair {
     /// A new random key pair.
     pub fn generate() -> Result<Self, KeyError> {

@@ -575,3 +575,139 @@ fn identity_generated_once_and_persisted() {
     assert_ne!(second, first);
     assert!(other.join("device-id").is_file());
 }
+
+#[test]
+fn trust_keys_inline_from_files_with_windows_and_revocations() {
+    let tmp = tempdir();
+    let (a, b) = (
+        dmagent::trust::SigningKeyPair::generate().expect("key"),
+        dmagent::trust::SigningKeyPair::generate().expect("key"),
+    );
+    let pub_file = write(
+        tmp.path(),
+        "keys/b.pub",
+        &format!("{}\n", b.public().to_base64()),
+    );
+    let local = write(
+        tmp.path(),
+        "local.toml",
+        &format!(
+            r#"
+[trust]
+require_signature = true
+keys = [
+  "{a}",
+  {{ file = "{file}", id = "{b_id}", not_before = 2027-01-01T00:00:00Z, not_after = "2028-01-01 00:00:00" }},
+]
+revoked = ["{a_id}", "{a}"]
+"#,
+            a = a.public().to_base64(),
+            file = pub_file.display(),
+            b_id = b.public().id(),
+            a_id = a.public().id().to_uppercase(),
+        ),
+    );
+    let s = settings(&Sources::none().with_local_file(&local));
+    assert!(s.trust.require_signature);
+    assert_eq!(s.trust.keys.len(), 2);
+    assert_eq!(s.trust.keys[1].key, b.public());
+    assert_eq!(s.trust.keys[1].not_before, Some(1_798_761_600));
+    assert_eq!(s.trust.keys[1].not_after, Some(1_830_297_600));
+    assert_eq!(s.trust.revoked, [a.public().id(), a.public().id()]);
+    // The printed form loads back to the same trust settings.
+    let printed = write(tmp.path(), "printed.toml", &s.to_toml_string());
+    assert_eq!(settings(&Sources::none().with_local_file(&printed)), s);
+}
+
+#[test]
+fn every_trust_mistake_is_named_at_once() {
+    let tmp = tempdir();
+    let key = dmagent::trust::SigningKeyPair::generate().expect("key");
+    let other = write(
+        tmp.path(),
+        "bad.toml",
+        &format!(
+            r#"
+[trust]
+keys = [
+  "AAAA",
+  {{ file = "{missing}" }},
+  {{ key = "{k}", file = "/x.pub" }},
+  {{ key = "{k}", id = "0000000000000000" }},
+  {{ key = "{k}", not_before = "2028-01-01 00:00:00", not_after = "2027-01-01 00:00:00" }},
+  {{ key = "{k}", expires = 1 }},
+]
+revoked = ["nope"]
+"#,
+            missing = tmp.path().join("missing.pub").display(),
+            k = key.public().to_base64(),
+        ),
+    );
+    let errs = errors(&Sources::none().with_local_file(&other));
+    let file = label(&other);
+    // One bad item refuses the key (the earlier value stays); each is named.
+    let keys = find(&errs, &file, "trust.keys");
+    assert_eq!(keys.kind, ConfigErrorKind::Value, "{errs}");
+    assert!(
+        keys.message.contains("index 0") && keys.message.contains("32 bytes"),
+        "{errs}"
+    );
+    assert!(find(&errs, &file, "trust.revoked")
+        .message
+        .contains("index 0"));
+
+    for (item, expected) in [
+        (
+            format!(
+                "{{ file = \"{}\" }}",
+                tmp.path().join("missing.pub").display()
+            ),
+            "cannot read",
+        ),
+        (
+            format!(
+                "{{ key = \"{}\", file = \"/x.pub\" }}",
+                key.public().to_base64()
+            ),
+            "exactly one",
+        ),
+        (
+            format!(
+                "{{ key = \"{}\", id = \"0000000000000000\" }}",
+                key.public().to_base64()
+            ),
+            "not \"0000000000000000\"",
+        ),
+        (
+            format!(
+                "{{ key = \"{}\", not_before = 2028-01-01, not_after = 2027-01-01 }}",
+                key.public().to_base64()
+            ),
+            "after not_after",
+        ),
+        (
+            format!("{{ key = \"{}\", expires = 1 }}", key.public().to_base64()),
+            "unknown key \"expires\"",
+        ),
+    ] {
+        let f = write(
+            tmp.path(),
+            "one.toml",
+            &format!("[trust]\nkeys = [{item}]\n"),
+        );
+        let errs = errors(&Sources::none().with_local_file(&f));
+        let e = find(&errs, &label(&f), "trust.keys");
+        assert!(e.message.contains(expected), "{item}: {e}");
+    }
+
+    // The policy without a key could never accept an update.
+    let f = write(
+        tmp.path(),
+        "policy.toml",
+        "[trust]\nrequire_signature = true\n",
+    );
+    let errs = errors(&Sources::none().with_local_file(&f));
+    assert!(find(&errs, &label(&f), "trust.require_signature")
+        .message
+        .contains("names no key"));
+}

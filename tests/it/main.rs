@@ -15,5 +15,6 @@ mod protocol_roundtrip;
 mod reports;
 mod server;
 mod server_range;
+mod signatures;
 mod store;
 mod support;
