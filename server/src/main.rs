@@ -26,7 +26,8 @@ struct Args {
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// A TOML config file (keys: catalog, state, listen, endpoint, auth,
-    /// public_url, max_xml_body, max_file_body, [faults]).
+    /// public_url, max_xml_body, max_file_body, signing_key,
+    /// signing_endorsement, [faults]).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Path of the device endpoint.

@@ -26,6 +26,9 @@ pub fn render(report: &StatusReport) -> String {
         }
     );
     let _ = writeln!(out, "links up: {}", report.links);
+    if !report.trust.is_empty() {
+        let _ = writeln!(out, "signed updates: {}", report.trust);
+    }
     if let Some(since) = report.server.unreachable_since_unix {
         let _ = writeln!(out, "server unreachable since {}", relative(since, now));
     }

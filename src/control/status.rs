@@ -27,6 +27,9 @@ pub struct StatusReport {
     pub generated_unix: u64,
     /// The link classes up when the report was made.
     pub links: String,
+    /// The image's signature policy and trusted keys (X8), in words.
+    #[serde(default)]
+    pub trust: String,
     /// Packages known to the device.
     pub packages: Vec<PackageStatus>,
     /// Scheduled tasks, earliest first.
@@ -216,6 +219,7 @@ impl StatusReport {
             daemon_running: context.daemon_running,
             generated_unix: now,
             links: links.to_string(),
+            trust: crate::trust::describe(&context.settings.trust),
             packages,
             tasks,
             outbox,

@@ -18,7 +18,7 @@ const PACKAGE_V1: &str = "dmagent-package-v1\n";
 const KEY_ENDORSEMENT_V1: &str = "dmagent-key-endorsement-v1\n";
 
 fn field(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, "{name}:{}:{value}\n", value.len());
+    let _ = writeln!(out, "{name}:{}:{value}", value.len());
 }
 
 fn opt(out: &mut String, name: &str, value: Option<&str>) {
@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn every_meaningful_field_changes_the_bytes() {
         let base = instructions(&sample());
-        let mut changes: Vec<Box<dyn Fn(&mut PackageInstructions)>> = vec![
+        type Change = Box<dyn Fn(&mut PackageInstructions)>;
+        let mut changes: Vec<Change> = vec![
             Box::new(|i| i.id.push('2')),
             Box::new(|i| i.required = false),
             Box::new(|i| i.package_size = Some(43)),

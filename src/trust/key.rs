@@ -183,14 +183,17 @@ mod tests {
 
     #[test]
     fn malformed_keys_and_signatures_are_named() {
-        assert!(PublicKey::parse("AAAA").unwrap_err().0.contains("32 bytes"));
+        assert!(PublicKey::parse("AAAA")
+            .expect_err("short")
+            .0
+            .contains("32 bytes"));
         assert!(PublicKey::parse("not base64!").is_err());
         let pair = SigningKeyPair::generate().expect("key");
         let huge = "A".repeat(10_000);
         assert!(pair
             .public()
             .verify(b"x", &huge)
-            .unwrap_err()
+            .expect_err("huge")
             .0
             .contains("too many"));
     }

@@ -149,6 +149,25 @@ impl TrustSettings {
     }
 }
 
+/// The policy in words, for `dmagent status`.
+pub fn describe(trust: &TrustSettings) -> String {
+    let policy = if trust.require_signature {
+        "required"
+    } else {
+        "not required"
+    };
+    let keys: Vec<String> = trust.keys.iter().map(|k| k.key.id()).collect();
+    let mut text = if keys.is_empty() {
+        format!("{policy}; no key trusted")
+    } else {
+        format!("{policy}; trusted keys {}", keys.join(", "))
+    };
+    if !trust.revoked.is_empty() {
+        text.push_str(&format!("; revoked {}", trust.revoked.join(", ")));
+    }
+    text
+}
+
 /// Decides whether `instructions` may be acted on at `now` (Unix seconds).
 /// See the module docs for the policy.
 pub fn check(

@@ -2,7 +2,8 @@
 //!
 //! Builds the agent and its plugins, starts the reference server on
 //! loopback with the sample catalog, runs `dmagent run` against it in a
-//! temporary state directory, shows the download progress, accepts the
+//! temporary state directory (signed updates required, with a key made for
+//! the run), shows the download progress, accepts the
 //! optional package, and ends with a summary of the packages, their states,
 //! why any still waits, and the status messages the server received.
 #![forbid(unsafe_code)]
@@ -61,9 +62,18 @@ fn run() -> Result<()> {
     copy_dir(&workspace.join("config/sample-catalog"), &catalog)?;
     add_firmware(&catalog)?;
 
+    step("making the server's signing key (X8)");
+    std::fs::create_dir_all(root.join("keys")).map_err(|e| e.to_string())?;
+    let key_prefix = root.join("keys/server");
+    let key_id = dm_server::signing::keygen(&key_prefix)?;
+    let key_file = root.join("keys/server.key");
+    let signer = dm_server::signing::Signer::load(&key_file, None)?;
+    println!("   key {key_id}: the server signs every instruction response, the agent requires it");
+
     step("starting the reference server on loopback");
     let mut config = dm_server::ServerConfig::new(&catalog, root.join("server-state"));
     config.workers = 1;
+    config.signer = Some(std::sync::Arc::new(signer));
     let server = dm_server::start(config).map_err(|e| format!("server: {e}"))?;
     println!("   dm-server at {}", server.endpoint_url());
 
@@ -76,7 +86,8 @@ fn run() -> Result<()> {
             "[server]\nurl = \"{url}\"\n\
              [identity]\nsource = \"configured\"\ndevice_id = \"{DEVICE}\"\ndevice_name = \"{DEVICE}\"\n\
              [paths]\nstate_dir = \"{r}/state\"\ndownload_root = \"{r}/packages\"\nplugin_dir = \"{r}/plugins\"\n\
-             [links]\nassume = \"high\"\n",
+             [links]\nassume = \"high\"\n\
+             [trust]\nrequire_signature = true\nkeys = [{{ file = \"{r}/keys/server.pub\", id = \"{key_id}\" }}]\n",
             url = server.endpoint_url(),
             r = root.display()
         ),
