@@ -161,8 +161,19 @@ pub fn start_server(
     state_dir: &Path,
     workers: usize,
 ) -> anyhow::Result<RunningServer> {
+    start_server_signing(catalog, state_dir, workers, None)
+}
+
+/// [`start_server`] that signs its instruction responses (X8) with `signer`.
+pub fn start_server_signing(
+    catalog: &Catalog,
+    state_dir: &Path,
+    workers: usize,
+    signer: Option<std::sync::Arc<dm_server::signing::Signer>>,
+) -> anyhow::Result<RunningServer> {
     let mut cfg = ServerConfig::new(catalog.dir(), state_dir);
     cfg.workers = workers;
+    cfg.signer = signer;
     cfg.catalog_poll_ms = 3_600_000; // reloaded explicitly by `Catalog::assign`
     dm_server::start(cfg).map_err(|e| anyhow::anyhow!("dm-server: {e}"))
 }
@@ -263,7 +274,21 @@ pub fn download_once(
     package: &str,
     limit: Duration,
 ) -> anyhow::Result<Vec<Arrival>> {
-    let setup = crate::agent::AgentSetup::new(agent_bin, dir, &server.endpoint_url(), device, "")?;
+    download_once_with(agent_bin, server, dir, device, package, limit, "")
+}
+
+/// [`download_once`] with `extra` agent configuration (TOML tables).
+pub fn download_once_with(
+    agent_bin: &Path,
+    server: &RunningServer,
+    dir: &Path,
+    device: &str,
+    package: &str,
+    limit: Duration,
+    extra: &str,
+) -> anyhow::Result<Vec<Arrival>> {
+    let setup =
+        crate::agent::AgentSetup::new(agent_bin, dir, &server.endpoint_url(), device, extra)?;
     let agent = setup.start()?;
     let got = wait_message(server, device, package, 11031, limit).with_context(|| setup.log())?;
     agent.stop()?;
