@@ -254,8 +254,13 @@ impl Event {
             .blocking(move || Ok(checkpoint::load(&cp_dir, &cp_id).ok()))
             .await?
             .and_then(|loaded| match loaded {
+                // As `fetch` decides: the same source, or any location of the
+                // same package when a SHA-256 checks the joined file.
                 checkpoint::Loaded::Valid(cp)
-                    if super::paths::same_source(&cp.source_url, &first) =>
+                    if cp.expected_sha256 == expected_sha256
+                        && cp.expected_size == instructions.package_size
+                        && (super::paths::same_source(&cp.source_url, &first)
+                            || expected_sha256.is_some()) =>
                 {
                     Some(cp.bytes_done)
                 }

@@ -292,11 +292,31 @@ fn prepare(
         }
         Loaded::Valid(cp) => cp,
     };
-    if !same_source(&cp.source_url, url) {
-        return fresh("download server changed");
-    }
     if cp.expected_size != expected_size || cp.expected_sha256.as_deref() != expected_sha256 {
         return fresh("package content changed");
+    }
+    if !same_source(&cp.source_url, url) {
+        // The checkpoint belongs to the package, not to one URL: another
+        // location of the same package continues it. Its validators mean
+        // nothing there, so the Range goes without If-Range, and the
+        // SHA-256 over the whole file decides; a mirror with other bytes
+        // fails it and the next attempt starts clean.
+        if expected_sha256.is_none() || cp.bytes_done == 0 {
+            return fresh("download server changed and no SHA-256 can check a resume there");
+        }
+        tracing::info!(
+            package = package_id,
+            from = %cp.source_url,
+            to = url,
+            offset = cp.bytes_done,
+            "resuming from another location of the same package"
+        );
+        return Ok(Plan {
+            offset: cp.bytes_done,
+            validator: None,
+            etag: None,
+            last_modified: None,
+        });
     }
     let strong_etag = cp.etag.clone().filter(|e| !e.starts_with("W/"));
     let Some(validator) = strong_etag
@@ -382,7 +402,9 @@ fn header_string(resp: &reqwest::Response, name: reqwest::header::HeaderName) ->
 }
 
 /// Download `job.url` into `job.dest_dir`, resuming from the `~PD-<id>`
-/// checkpoint when the server and the content are unchanged, verifying size
+/// checkpoint when the content is unchanged (the same server with its
+/// validators in `If-Range`, or another location of the same package when a
+/// SHA-256 checks the joined file), verifying size
 /// and SHA-256, and publishing the file under its final name only once it is
 /// verified. `observer` hears the progress a few times per second.
 ///

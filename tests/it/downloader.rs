@@ -286,16 +286,68 @@ fn corrupt_checkpoint_restarts_from_zero() {
     }
 }
 
+/// The checkpoint belongs to the package: a cut on one location continues
+/// on another (a second mirror) and back on the first, each time from the
+/// checkpoint, without If-Range (the other server's validators mean nothing
+/// there; the SHA-256 over the whole file decides).
 #[test]
-fn new_download_server_restarts_from_zero() {
+fn another_location_of_the_same_package_resumes_from_the_checkpoint() {
+    let content = body(3 * MIB as usize, 8);
+    let first = RangeServer::start(content.clone());
+    let second = RangeServer::start(content.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = interrupted(&first, &job(&first, dir.path(), &content), 1_200_000);
+    // Cut again on the second location, then finish back on the first.
+    second.cut_next_after(900_000);
+    run_network_error(&job(&second, dir.path(), &content));
+    assert_eq!(second.ranges(), vec![Some(format!("bytes={at}-"))]);
+    let again = saved(dir.path()).bytes_done;
+    assert!(again > at, "the second location added to the checkpoint");
+    let f = run_ok(&job(&first, dir.path(), &content), &content);
+    assert_eq!((f.resumed_from, f.bytes_fetched), (again, 3 * MIB - again));
+    let refetched = first.body_bytes_sent() + second.body_bytes_sent() - 3 * MIB;
+    assert!(
+        refetched <= 2 * SLACK,
+        "{refetched} bytes fetched twice over two cuts"
+    );
+}
+
+/// Without a SHA-256 nothing could tell a different file on the other
+/// server: it starts from byte 0.
+#[test]
+fn another_location_without_a_hash_restarts_from_zero() {
     let content = body(2 * MIB as usize, 8);
     let first = RangeServer::start(content.clone());
     let second = RangeServer::start(content.clone());
     let dir = tempfile::tempdir().expect("tempdir");
-    interrupted(&first, &job(&first, dir.path(), &content), 1_200_000);
-    let f = run_ok(&job(&second, dir.path(), &content), &content);
+    let unhashed = |server: &RangeServer| {
+        let mut j = job(server, dir.path(), &content);
+        j.expected_sha256 = None;
+        j
+    };
+    interrupted(&first, &unhashed(&first), 1_200_000);
+    let (r, _) = run(&unhashed(&second));
+    let f = r.expect("fetch");
     assert_eq!((f.resumed_from, f.bytes_fetched), (0, 2 * MIB));
     assert_eq!(second.ranges(), vec![None]);
+}
+
+/// A mirror with other bytes of the same size: the joined file fails the
+/// hash, nothing is kept, and the next attempt starts clean and succeeds.
+#[test]
+fn another_location_with_other_bytes_is_caught_by_the_hash() {
+    let content = body(2 * MIB as usize, 8);
+    let first = RangeServer::start(content.clone());
+    let other = RangeServer::start(body(2 * MIB as usize, 99));
+    let dir = tempfile::tempdir().expect("tempdir");
+    interrupted(&first, &job(&first, dir.path(), &content), 1_200_000);
+    match run(&job(&other, dir.path(), &content)).0 {
+        Err(FetchError::DigestMismatch { .. }) => {}
+        other => panic!("expected a digest mismatch, got {other:?}"),
+    }
+    assert_no_leftovers(dir.path());
+    let f = run_ok(&job(&first, dir.path(), &content), &content);
+    assert_eq!(f.resumed_from, 0);
 }
 
 #[test]
