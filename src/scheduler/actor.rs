@@ -2,7 +2,6 @@
 //! timing of every task in the store, hands due tasks to the poller and the
 //! downloader, and applies what they report back.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use actix::{
     WrapFuture,
 };
 
+use super::settle::{Dispatch, Settling};
 use super::{after_attempt, plan, Attempt, Links, Next, Reachability};
 use crate::agent::AgentContext;
 use crate::downloader::actor::RunDownload;
@@ -54,7 +54,8 @@ pub struct SchedulerActor {
     reporter: Recipient<Flush>,
     reach: Reachability,
     links: Links,
-    running: HashSet<TaskId>,
+    /// Which tasks may be dispatched ([`super::settle`]).
+    settling: Settling,
     planning: bool,
     replan_again: bool,
     timer: Option<SpawnHandle>,
@@ -77,7 +78,7 @@ impl SchedulerActor {
             reporter,
             reach: Reachability::Reachable,
             links: Links::OFFLINE,
-            running: HashSet::new(),
+            settling: Settling::default(),
             planning: false,
             replan_again: false,
             timer: None,
@@ -91,6 +92,7 @@ impl SchedulerActor {
             return;
         }
         self.planning = true;
+        let plan_number = self.settling.start_plan();
         let context = self.context.clone();
         let work = async move {
             let tasks = context.db(|s| s.tasks()).await;
@@ -103,39 +105,45 @@ impl SchedulerActor {
                 .await;
             (tasks, links)
         };
-        ctx.spawn(work.into_actor(self).map(|(tasks, links), actor, ctx| {
-            actor.planning = false;
-            let now = actor.context.clock.now_unix();
-            if let Ok(links) = links {
-                if links != actor.links {
-                    tracing::info!(links = %links, "network links changed");
-                }
-                actor.links = links;
-            }
-            let tasks = match tasks {
-                Ok(tasks) => tasks,
-                Err(e) => {
-                    tracing::error!("cannot read the task list: {e}");
-                    actor.sleep(ctx, MAX_SLEEP);
-                    return;
-                }
-            };
-            let plan = plan(&tasks, now, actor.links, actor.reach);
-            for task in plan.run {
-                actor.dispatch(task);
-            }
-            for (task, wait) in &plan.parked {
-                tracing::debug!(task = %task.id, ?wait, "parked");
-            }
-            let sleep = match plan.next_wake_unix {
-                Some(at) => Duration::from_secs(at.saturating_sub(now).max(1)).min(MAX_SLEEP),
-                None => MAX_SLEEP,
-            };
-            actor.sleep(ctx, sleep);
-            if std::mem::take(&mut actor.replan_again) {
-                actor.replan(ctx);
-            }
-        }));
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |(tasks, links), actor, ctx| {
+                    actor.planning = false;
+                    let now = actor.context.clock.now_unix();
+                    if let Ok(links) = links {
+                        if links != actor.links {
+                            tracing::info!(links = %links, "network links changed");
+                        }
+                        actor.links = links;
+                    }
+                    let tasks = match tasks {
+                        Ok(tasks) => tasks,
+                        Err(e) => {
+                            tracing::error!("cannot read the task list: {e}");
+                            actor.sleep(ctx, MAX_SLEEP);
+                            return;
+                        }
+                    };
+                    let plan = plan(&tasks, now, actor.links, actor.reach);
+                    for task in plan.run {
+                        actor.dispatch(task, plan_number);
+                    }
+                    actor.settling.end_plan(plan_number);
+                    for (task, wait) in &plan.parked {
+                        tracing::debug!(task = %task.id, ?wait, "parked");
+                    }
+                    let sleep = match plan.next_wake_unix {
+                        Some(at) => {
+                            Duration::from_secs(at.saturating_sub(now).max(1)).min(MAX_SLEEP)
+                        }
+                        None => MAX_SLEEP,
+                    };
+                    actor.sleep(ctx, sleep);
+                    if std::mem::take(&mut actor.replan_again) {
+                        actor.replan(ctx);
+                    }
+                }),
+        );
     }
 
     fn sleep(&mut self, ctx: &mut Context<Self>, duration: Duration) {
@@ -183,9 +191,15 @@ impl SchedulerActor {
         });
     }
 
-    fn dispatch(&mut self, task: TaskRecord) {
-        if !self.running.insert(task.id.clone()) {
-            return;
+    fn dispatch(&mut self, task: TaskRecord, plan: u64) {
+        match self.settling.dispatch(&task.id, plan) {
+            Dispatch::Run => {}
+            Dispatch::Busy => return,
+            Dispatch::Stale => {
+                // Read before its outcome was committed: the next plan decides.
+                self.replan_again = true;
+                return;
+            }
         }
         tracing::debug!(task = %task.id, "running");
         let sent = match &task.kind {
@@ -201,7 +215,7 @@ impl SchedulerActor {
         };
         if !sent {
             tracing::error!(task = %task.id, "worker mailbox unavailable");
-            self.running.remove(&task.id);
+            self.settling.not_sent(&task.id);
         }
     }
 }
@@ -272,7 +286,6 @@ impl Handler<TaskFinished> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, finished: TaskFinished, ctx: &mut Context<Self>) {
-        self.running.remove(&finished.id);
         let now = self.context.clock.now_unix();
         let was_poll = finished.id == TaskId::poll();
         match &finished.attempt {
@@ -296,6 +309,7 @@ impl Handler<TaskFinished> for SchedulerActor {
             tracing::warn!(task = %finished.id, "attempt failed: {e}");
         }
         let context = self.context.clone();
+        let finished_id = finished.id.clone();
         let update = async move {
             let values = context.db(|s| s.server_values()).await?;
             let policy = context.retry_policy(&values);
@@ -345,6 +359,9 @@ impl Handler<TaskFinished> for SchedulerActor {
             if let Err(e) = result {
                 tracing::error!("cannot record the end of a task: {e}");
             }
+            // Only now may the task run again, and only by a plan that reads
+            // the committed outcome.
+            actor.settling.settled(finished_id);
             if was_poll {
                 // After a poll the queued status messages go next.
                 let _ = actor.reporter.try_send(Flush);

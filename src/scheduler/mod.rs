@@ -17,6 +17,7 @@
 
 pub mod actor;
 pub mod links;
+pub mod settle;
 
 use serde::{Deserialize, Serialize};
 
