@@ -246,6 +246,7 @@ fn a_rotated_key_endorsed_by_the_trusted_one_is_accepted_until_that_is_revoked()
     let server = signing_server(new, Some(&old));
     let accepted = agent(&server, "SIG-ROTATED", trusting(&[&old], true));
     accepted.wait_state("DEMO-APP", PackageState::Installed);
+    accepted.wait_delivered();
     assert_eq!(
         messages(&server, "SIG-ROTATED", "DEMO-APP"),
         [11030, 11031, 11035]
