@@ -222,6 +222,14 @@ fn the_server_changes_the_settings_and_the_poll_interval() {
         .replace("failure_retry_count = 5", "failure_retry_count = 2");
     std::fs::write(&catalog, text).expect("write catalog");
     server.server.catalog().reload().expect("reload");
+    // The first poll's outcome must be committed (the poll rescheduled)
+    // before the clock moves, or it is rescheduled from the moved clock.
+    let now = agent.clock_now();
+    agent.wait_for("the first poll to be rescheduled", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::poll() && t.next_due_unix > now)
+    });
     agent.advance(301);
     let snapshot = agent.wait_for("version 2 of the settings", |s| {
         s.server
