@@ -24,7 +24,11 @@ fn cbindgen() -> PathBuf {
         return PathBuf::from(path);
     }
     let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("cbindgen")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("cbindgen"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .find(|p| p.is_file());
@@ -94,8 +98,8 @@ fn header_matches_cbindgen_output() {
 #[test]
 fn hand_written_parts_match_the_rust_constants() {
     // cbindgen skips string constants; cbindgen.toml spells these out.
-    let header = std::fs::read_to_string(crate_dir().join("include/dmagent_plugin.h"))
-        .expect("read header");
+    let header =
+        std::fs::read_to_string(crate_dir().join("include/dmagent_plugin.h")).expect("read header");
     assert!(
         header.contains(&format!("#define DMAGENT_ENTRY_SYMBOL \"{ENTRY_SYMBOL}\"")),
         "DMAGENT_ENTRY_SYMBOL in cbindgen.toml is not {ENTRY_SYMBOL:?}"

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Settings, Sources};
 use crate::control::{self, Request, Response};
 use crate::daemon::store_actor::{self, ControlContext};
-use crate::plugin_host::{self, EntryStatus, PluginHost};
+use crate::plugin_host::{self, DirState, EntryStatus, PluginHost};
 use crate::store::{Store, StoreError};
 
 /// Exit code: a command failed at run time (network, database, daemon).
@@ -253,7 +253,12 @@ fn run(settings: &Settings) -> ExitCode {
 fn plugins(settings: &Settings, json: bool) -> ExitCode {
     let host = PluginHost::discover(settings);
     if json {
-        match serde_json::to_string_pretty(host.entries()) {
+        let listing = serde_json::json!({
+            "plugin_dir": host.dir(),
+            "directory": host.dir_state(),
+            "plugins": host.entries(),
+        });
+        match serde_json::to_string_pretty(&listing) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("dmagent: cannot encode the plugin list: {e}");
@@ -262,9 +267,26 @@ fn plugins(settings: &Settings, json: bool) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!("plugin directory: {}", host.dir().display());
-    if host.entries().is_empty() {
-        println!("  no *.so files found");
+    println!(
+        "plugin directory: {} (paths.plugin_dir)",
+        host.dir().display()
+    );
+    let install_hint = "install a plugin by copying its *.so file there \
+        (owned by root, mode 0644, directory not group- or world-writable), \
+        or point paths.plugin_dir elsewhere";
+    match host.dir_state() {
+        DirState::Missing => {
+            println!("  the directory does not exist: no plugins are installed");
+            println!("  {install_hint}");
+        }
+        DirState::Empty => {
+            println!("  the directory holds no *.so files: no plugins are installed");
+            println!("  {install_hint}");
+        }
+        DirState::Unreadable { error } => {
+            println!("  the directory cannot be read ({error}): no plugins were loaded");
+        }
+        DirState::Found { .. } => {}
     }
     for entry in host.entries() {
         let file = entry
@@ -298,6 +320,13 @@ fn plugins(settings: &Settings, json: bool) -> ExitCode {
                 println!("  refused  {file}: {}", failure.cause);
             }
         }
+    }
+    if let DirState::Found { files } = host.dir_state() {
+        let loaded = host.loaded().count();
+        println!(
+            "  {files} file(s): {loaded} loaded, {} refused",
+            files - loaded
+        );
     }
     ExitCode::SUCCESS
 }
