@@ -91,6 +91,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a plugin library before shipping it: ABI version, symbols, and
+    /// calls against fixtures, in the same child-process host the agent uses
+    PluginCheck {
+        /// The plugin library (*.so)
+        file: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Deadline of each call, in seconds
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        timeout: u64,
+        /// Post-install handlers: the command line of the package-directory
+        /// fixtures [default: ./install.sh, which the fixtures hold]
+        #[arg(long, value_name = "CMD")]
+        command_line: Option<String>,
+    },
     /// Internal: the plugin-host child process that loads and calls one plugin
     #[command(name = "__plugin-host", hide = true)]
     PluginHost {
@@ -138,6 +154,16 @@ pub fn main() -> ExitCode {
             describe: *describe,
         });
     }
+    if let Command::PluginCheck {
+        file,
+        json,
+        timeout,
+        command_line,
+    } = &cli.command
+    {
+        // A vendor's machine has no agent configuration: none is read.
+        return plugin_check(file, *json, *timeout, command_line.clone());
+    }
     let sources = cli.sources.to_sources();
     let loaded = match config::load(&sources) {
         Ok(loaded) => loaded,
@@ -166,7 +192,7 @@ pub fn main() -> ExitCode {
         }
         Command::Run => run(&settings),
         Command::Plugins { json } => plugins(&settings, json),
-        Command::PluginHost { .. } => ExitCode::from(EXIT_FAILURE),
+        Command::PluginHost { .. } | Command::PluginCheck { .. } => ExitCode::from(EXIT_FAILURE),
         Command::Status { json } => match control_request(&settings, &Request::Status) {
             Ok(Response::Status(report)) => {
                 if json {
@@ -329,6 +355,41 @@ fn plugins(settings: &Settings, json: bool) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// `dmagent plugin-check`: the table (or JSON); exit 0 only when every row passed.
+fn plugin_check(
+    file: &std::path::Path,
+    json: bool,
+    timeout: u64,
+    command_line: Option<String>,
+) -> ExitCode {
+    if timeout == 0 {
+        eprintln!("dmagent: --timeout must be at least 1 second");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let options = plugin_host::check::CheckOptions {
+        call_timeout: std::time::Duration::from_secs(timeout),
+        command_line,
+    };
+    let report = plugin_host::check::check_plugin(file, &exe, &options);
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("dmagent: cannot encode the report: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        print!("{}", report.render());
+    }
+    if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
 }
 
 /// Asks the running daemon; when none runs, carries the request out on the

@@ -16,6 +16,7 @@
 //! `spawn_blocking` (invariant 3). Only `loader.rs`, in the child, holds
 //! unsafe code and raw pointers.
 
+pub mod check;
 mod child;
 mod convert;
 mod failure;

@@ -8,6 +8,7 @@ mod crash;
 mod downloader;
 mod faults;
 mod full_cycle;
+mod plugin_check;
 mod plugins;
 mod protocol_examples;
 mod protocol_hostile;
