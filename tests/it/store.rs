@@ -127,6 +127,7 @@ fn report_settings(version: &str) -> ReportSettings {
             exclude_compressed: None,
             exclude_encrypted: Some(false),
         }],
+        send_unchanged: None,
     }
 }
 
