@@ -272,7 +272,10 @@ impl Handler<TaskFinished> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, finished: TaskFinished, ctx: &mut Context<Self>) {
-        self.running.remove(&finished.id);
+        // The task stays `running` until its next due time is committed: a
+        // replan in between (another task finishing, a wake) would otherwise
+        // read the old due time and run it again.
+        let finished_id = finished.id.clone();
         let now = self.context.clock.now_unix();
         let was_poll = finished.id == TaskId::poll();
         match &finished.attempt {
@@ -342,6 +345,7 @@ impl Handler<TaskFinished> for SchedulerActor {
                 .await
         };
         ctx.spawn(update.into_actor(self).map(move |result, actor, ctx| {
+            actor.running.remove(&finished_id);
             if let Err(e) = result {
                 tracing::error!("cannot record the end of a task: {e}");
             }
