@@ -13,6 +13,7 @@ mod plugins;
 mod protocol_examples;
 mod protocol_hostile;
 mod protocol_roundtrip;
+mod report_traffic;
 mod reports;
 mod server;
 mod server_range;
