@@ -8,6 +8,7 @@ mod crash;
 mod downloader;
 mod faults;
 mod full_cycle;
+mod packaging;
 mod plugin_check;
 mod plugins;
 mod protocol_examples;

@@ -303,7 +303,10 @@ fn an_unchanged_inventory_is_sent_again_only_when_it_changes_or_the_server_asks(
         "version = \"1\"\nenabled = false",
     );
     set_section(&server, "software_inventory", &section(1, false));
-    let agent = start_agent(&server, "DEV-UNCHANGED");
+    // Without dpkg-inventory: the package test may change the dpkg database.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(dir.path(), &server.server.endpoint_url(), "DEV-UNCHANGED");
+    let agent = TestAgent::start_without(dir, settings, &["dpkg_inventory.so"]);
     agent.wait_for("the first software inventory", |_| {
         software_reports(&server) == 1
     });
