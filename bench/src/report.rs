@@ -212,6 +212,8 @@ pub fn markdown(info: &RunInfo, rows: &[Row]) -> String {
         }
         out.push('\n');
     }
+    // Measured by the test suite, not by a row: kept across regenerations.
+    out.push_str(include_str!("../report-traffic.md"));
     out
 }
 

@@ -66,6 +66,7 @@ pub struct RunningServer {
     thread: Option<JoinHandle<std::io::Result<()>>>,
     stop_watcher: Arc<AtomicBool>,
     bytes_served: Arc<std::sync::atomic::AtomicU64>,
+    received: Arc<http::received::Received>,
 }
 
 /// Loads the catalog, opens the state, binds `config.listen` and serves on a
@@ -88,8 +89,10 @@ pub fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let endpoint = config.endpoint.clone();
     let workers = config.workers.max(1);
     let bytes_served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let received = Arc::new(http::received::Received::default());
     let app_state = http::AppState {
         bytes_served: bytes_served.clone(),
+        received: received.clone(),
         catalog: catalog.clone(),
         state: state.clone(),
         faults: faults.clone(),
@@ -132,6 +135,7 @@ pub fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         thread: Some(thread),
         stop_watcher,
         bytes_served,
+        received,
     })
 }
 
@@ -140,6 +144,12 @@ impl RunningServer {
     /// devices): what a resumed download fetched again shows up here.
     pub fn bytes_served(&self) -> u64 {
         self.bytes_served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Device request bodies received so far, by message kind (see
+    /// [`http::received::Received`]).
+    pub fn received(&self) -> std::collections::BTreeMap<String, http::received::Tally> {
+        self.received.snapshot()
     }
 
     /// The bound address.

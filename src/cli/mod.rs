@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Settings, Sources};
 use crate::control::{self, Request, Response};
 use crate::daemon::store_actor::{self, ControlContext};
-use crate::plugin_host::{self, EntryStatus, PluginHost};
+use crate::plugin_host::{self, DirState, EntryStatus, PluginHost};
 use crate::store::{Store, StoreError};
 
 /// Exit code: a command failed at run time (network, database, daemon).
@@ -91,6 +91,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a plugin library before shipping it: ABI version, symbols, and
+    /// calls against fixtures, in the same child-process host the agent uses
+    PluginCheck {
+        /// The plugin library (*.so)
+        file: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Deadline of each call, in seconds
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        timeout: u64,
+        /// Post-install handlers: the command line of the package-directory
+        /// fixtures [default: ./install.sh, which the fixtures hold]
+        #[arg(long, value_name = "CMD")]
+        command_line: Option<String>,
+    },
     /// Internal: the plugin-host child process that loads and calls one plugin
     #[command(name = "__plugin-host", hide = true)]
     PluginHost {
@@ -138,6 +154,16 @@ pub fn main() -> ExitCode {
             describe: *describe,
         });
     }
+    if let Command::PluginCheck {
+        file,
+        json,
+        timeout,
+        command_line,
+    } = &cli.command
+    {
+        // A vendor's machine has no agent configuration: none is read.
+        return plugin_check(file, *json, *timeout, command_line.clone());
+    }
     let sources = cli.sources.to_sources();
     let loaded = match config::load(&sources) {
         Ok(loaded) => loaded,
@@ -166,7 +192,7 @@ pub fn main() -> ExitCode {
         }
         Command::Run => run(&settings),
         Command::Plugins { json } => plugins(&settings, json),
-        Command::PluginHost { .. } => ExitCode::from(EXIT_FAILURE),
+        Command::PluginHost { .. } | Command::PluginCheck { .. } => ExitCode::from(EXIT_FAILURE),
         Command::Status { json } => match control_request(&settings, &Request::Status) {
             Ok(Response::Status(report)) => {
                 if json {
@@ -253,7 +279,12 @@ fn run(settings: &Settings) -> ExitCode {
 fn plugins(settings: &Settings, json: bool) -> ExitCode {
     let host = PluginHost::discover(settings);
     if json {
-        match serde_json::to_string_pretty(host.entries()) {
+        let listing = serde_json::json!({
+            "plugin_dir": host.dir(),
+            "directory": host.dir_state(),
+            "plugins": host.entries(),
+        });
+        match serde_json::to_string_pretty(&listing) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("dmagent: cannot encode the plugin list: {e}");
@@ -262,9 +293,26 @@ fn plugins(settings: &Settings, json: bool) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!("plugin directory: {}", host.dir().display());
-    if host.entries().is_empty() {
-        println!("  no *.so files found");
+    println!(
+        "plugin directory: {} (paths.plugin_dir)",
+        host.dir().display()
+    );
+    let install_hint = "install a plugin by copying its *.so file there \
+        (owned by root, mode 0644, directory not group- or world-writable), \
+        or point paths.plugin_dir elsewhere";
+    match host.dir_state() {
+        DirState::Missing => {
+            println!("  the directory does not exist: no plugins are installed");
+            println!("  {install_hint}");
+        }
+        DirState::Empty => {
+            println!("  the directory holds no *.so files: no plugins are installed");
+            println!("  {install_hint}");
+        }
+        DirState::Unreadable { error } => {
+            println!("  the directory cannot be read ({error}): no plugins were loaded");
+        }
+        DirState::Found { .. } => {}
     }
     for entry in host.entries() {
         let file = entry
@@ -299,7 +347,49 @@ fn plugins(settings: &Settings, json: bool) -> ExitCode {
             }
         }
     }
+    if let DirState::Found { files } = host.dir_state() {
+        let loaded = host.loaded().count();
+        println!(
+            "  {files} file(s): {loaded} loaded, {} refused",
+            files - loaded
+        );
+    }
     ExitCode::SUCCESS
+}
+
+/// `dmagent plugin-check`: the table (or JSON); exit 0 only when every row passed.
+fn plugin_check(
+    file: &std::path::Path,
+    json: bool,
+    timeout: u64,
+    command_line: Option<String>,
+) -> ExitCode {
+    if timeout == 0 {
+        eprintln!("dmagent: --timeout must be at least 1 second");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let options = plugin_host::check::CheckOptions {
+        call_timeout: std::time::Duration::from_secs(timeout),
+        command_line,
+    };
+    let report = plugin_host::check::check_plugin(file, &exe, &options);
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("dmagent: cannot encode the report: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        print!("{}", report.render());
+    }
+    if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
 }
 
 /// Asks the running daemon; when none runs, carries the request out on the

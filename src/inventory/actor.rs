@@ -87,25 +87,63 @@ impl Handler<RunReport> for InventoryActor {
 }
 
 /// Runs the collectors of `report` and queues what they produced; returns the
-/// number of outbox items queued and the collectors that failed.
+/// number of outbox items queued and the collectors that failed. A document
+/// unchanged since the last accepted one is not queued (see the module docs
+/// of [`super`]).
 pub async fn collect(
     context: &Arc<AgentContext>,
     report: ReportType,
 ) -> Result<(usize, Vec<String>), AgentError> {
     let (bodies, failures) = build(context, report).await?;
-    let count = bodies.len();
+    // Hashing is blocking work: not on the actor's thread.
+    let hashed = context
+        .blocking(move || {
+            Ok(bodies
+                .into_iter()
+                .map(|body| {
+                    let digest = match &body {
+                        OutboxBody::Report { xml, .. } => Some(super::report_digest(xml)),
+                        _ => None,
+                    };
+                    (body, digest)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
     let cap = context.settings.outbox.max_items;
-    let dropped = context
+    let (count, unchanged, dropped) = context
         .db(move |s| {
             s.write(|tx| {
-                let mut dropped = Vec::new();
-                for body in bodies {
+                let values = tx.server_values()?;
+                let send_unchanged = settings_of(&values, report)
+                    .and_then(|s| s.send_unchanged)
+                    .unwrap_or(false);
+                let accepted = tx.report_digest(report)?;
+                let queued = tx.outbox(usize::MAX)?;
+                let (mut count, mut unchanged, mut dropped) = (0, 0, Vec::new());
+                for (body, digest) in hashed {
+                    if let Some(digest) = digest {
+                        let identical = queued.iter().any(|i| i.body == body);
+                        if !super::should_queue(
+                            send_unchanged,
+                            &digest,
+                            accepted.as_ref(),
+                            identical,
+                        ) {
+                            unchanged += 1;
+                            continue;
+                        }
+                    }
                     dropped.extend(super::enqueue_within_cap(tx, body, cap)?);
+                    count += 1;
                 }
-                Ok(dropped)
+                Ok((count, unchanged, dropped))
             })
         })
         .await?;
+    if unchanged > 0 {
+        tracing::info!(report = %report, "report unchanged since the last one sent: not sent again");
+    }
     if !dropped.is_empty() {
         tracing::warn!(
             count = dropped.len(),

@@ -7,6 +7,12 @@
 //! `Interval`; software inventory and file collection add `FileFilterItem`s.
 //! A section that is present without `Enabled` counts as enabled. An
 //! unchanged `version` changes nothing (the poller does not even store it).
+//!
+//! A software or machine inventory is queued only when its document differs
+//! from the last one the server accepted (its SHA-256 is kept in the store's
+//! `report_digests`, written by the reporter after the 2xx) and from any one
+//! still queued, unless the settings carry X9 `sendUnchanged="true"`. New
+//! settings forget the digest, so they always bring one fresh report.
 
 pub mod actor;
 
@@ -46,6 +52,24 @@ pub fn report_task(report: ReportType, settings: &ReportSettings, now: u64) -> O
         .map_or(DEFAULT_INTERVAL_SECS, |i| i.as_secs())
         .max(crate::poller::schedule::MIN_RECURRENCE_SECS);
     Some(TaskRecord::report(report, now, period, now))
+}
+
+/// SHA-256 of a report document as sent.
+pub fn report_digest(xml: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(xml).into()
+}
+
+/// Whether a freshly built report document goes into the outbox: always when
+/// the server asks for every interval (`send_unchanged`), otherwise only when
+/// it is not the one the server last accepted nor one still queued.
+pub fn should_queue(
+    send_unchanged: bool,
+    digest: &[u8; 32],
+    accepted: Option<&[u8; 32]>,
+    queued_identical: bool,
+) -> bool {
+    send_unchanged || (accepted != Some(digest) && !queued_identical)
 }
 
 /// The plugin request for one report.
@@ -198,6 +222,20 @@ mod tests {
             Some(DEFAULT_INTERVAL_SECS),
             "present without Enabled or Interval: on, daily"
         );
+    }
+
+    #[test]
+    fn only_changed_reports_are_queued_unless_the_server_asks_for_every_interval() {
+        let old = report_digest(b"<Inventory>old</Inventory>");
+        let new = report_digest(b"<Inventory>new</Inventory>");
+        assert!(should_queue(false, &new, None, false), "first report");
+        assert!(should_queue(false, &new, Some(&old), false), "changed");
+        assert!(!should_queue(false, &new, Some(&new), false), "unchanged");
+        assert!(
+            !should_queue(false, &new, Some(&old), true),
+            "already queued"
+        );
+        assert!(should_queue(true, &new, Some(&new), true), "sendUnchanged");
     }
 
     #[test]

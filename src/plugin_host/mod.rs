@@ -16,6 +16,7 @@
 //! `spawn_blocking` (invariant 3). Only `loader.rs`, in the child, holds
 //! unsafe code and raw pointers.
 
+pub mod check;
 mod child;
 mod convert;
 mod failure;
@@ -114,10 +115,32 @@ fn failure_text<S: serde::Serializer>(f: &PluginFailure, s: S) -> Result<S::Ok, 
     s.serialize_str(&f.to_string())
 }
 
+/// What discovery found at `paths.plugin_dir`, so that `dmagent plugins`
+/// can say why nothing is listed (a fresh install has no plugins yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DirState {
+    /// The directory holds at least one `*.so` file.
+    Found {
+        /// How many `*.so` files.
+        files: usize,
+    },
+    /// The directory exists and holds no `*.so` file.
+    Empty,
+    /// There is no such directory.
+    Missing,
+    /// The directory could not be read (not a directory, permissions).
+    Unreadable {
+        /// The error.
+        error: String,
+    },
+}
+
 /// The plugins found in the configured directory, and how to call them.
 #[derive(Debug, Clone)]
 pub struct PluginHost {
     dir: PathBuf,
+    dir_state: DirState,
     agent_exe: PathBuf,
     call_timeout: Duration,
     run_as_user: BTreeMap<String, String>,
@@ -138,6 +161,7 @@ impl PluginHost {
     pub fn discover_with(settings: &Settings, agent_exe: &Path) -> PluginHost {
         let mut host = PluginHost {
             dir: settings.paths.plugin_dir.clone(),
+            dir_state: DirState::Empty,
             agent_exe: agent_exe.to_path_buf(),
             call_timeout: settings.plugins.call_timeout,
             run_as_user: settings.plugins.run_as_user.clone(),
@@ -152,9 +176,19 @@ impl PluginHost {
                 .collect(),
             Err(e) => {
                 tracing::info!(dir = %host.dir.display(), "no plugins loaded: {e}");
+                host.dir_state = if e.kind() == std::io::ErrorKind::NotFound {
+                    DirState::Missing
+                } else {
+                    DirState::Unreadable {
+                        error: e.to_string(),
+                    }
+                };
                 Vec::new()
             }
         };
+        if !files.is_empty() {
+            host.dir_state = DirState::Found { files: files.len() };
+        }
         files.sort();
         for file in files {
             let status = host.examine(&file, settings);
@@ -242,6 +276,11 @@ impl PluginHost {
     /// The plugin directory searched.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// What was found there.
+    pub fn dir_state(&self) -> &DirState {
+        &self.dir_state
     }
 
     /// The loaded plugins.

@@ -185,6 +185,8 @@ async fn apply_settings(context: &AgentContext, response: &PollResponse) -> Resu
                 // New report settings (re)schedule or stop their report task in
                 // the same transaction.
                 for report in changed {
+                    // New settings bring one fresh report, changed or not.
+                    tx.remove_report_digest(report)?;
                     let settings = crate::inventory::settings_of(&values, report);
                     match settings.and_then(|s| crate::inventory::report_task(report, s, now)) {
                         Some(task) => {

@@ -120,6 +120,11 @@ pub struct ReportSettings {
     pub interval: Option<Duration>,
     /// `FileFilterItem`s, in document order.
     pub file_filters: Vec<FileFilterItem>,
+    /// `@sendUnchanged` (extension X9): send the report at every interval,
+    /// even when its content is the one the server last accepted. Absent (a
+    /// plain server): only changed reports are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_unchanged: Option<bool>,
 }
 
 /// `FileFilterItem`: one search directive.
@@ -436,6 +441,7 @@ fn read_settings_section(
 fn read_report_settings(p: &mut XmlIn<'_>, tag: &super::xml::Tag<'_>) -> Result<ReportSettings> {
     let mut out = ReportSettings {
         version: tag.attr("version").map(str::to_owned),
+        send_unchanged: p.parse_attr(tag, "sendUnchanged", parse_bool)?,
         ..ReportSettings::default()
     };
     while let Some(t) = p.next_child()? {
@@ -470,7 +476,13 @@ fn read_filter(p: &mut XmlIn<'_>) -> Result<FileFilterItem> {
 }
 
 fn write_report_settings(name: &str, s: &ReportSettings, w: &mut XmlOut) {
-    w.open(name, &[("version", s.version.as_deref())]);
+    w.open(
+        name,
+        &[
+            ("version", s.version.as_deref()),
+            ("sendUnchanged", s.send_unchanged.map(format_bool)),
+        ],
+    );
     w.opt("Enabled", s.enabled.map(format_bool));
     w.opt("Interval", s.interval.map(format_duration).as_deref());
     for f in &s.file_filters {

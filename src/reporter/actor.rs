@@ -57,12 +57,25 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
         let headers = context.headers(&values);
         match delivery {
             Delivery::Document { action, body, seqs } => {
-                match context
+                // A report's digest, hashed off the actor's thread, is kept
+                // once the server has accepted the report (inventory/mod.rs).
+                let (body, digest) = match action {
+                    Action::Report(report) => {
+                        context
+                            .blocking(move || {
+                                let digest = crate::inventory::report_digest(&body);
+                                Ok((body, Some((report, digest))))
+                            })
+                            .await?
+                    }
+                    _ => (body, None),
+                };
+                let accepted = match context
                     .transport
                     .post_xml(&url, &headers, action, body)
                     .await
                 {
-                    Ok(_) => {}
+                    Ok(_) => digest,
                     // A report the server refuses for good (4xx) would block the
                     // outbox forever; it is dropped. Status messages never are.
                     Err(e)
@@ -70,11 +83,23 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
                             && matches!(e.attempt(), Attempt::Terminal(_)) =>
                     {
                         tracing::warn!(%action, "report refused by the server and dropped: {e}");
+                        None
                     }
                     Err(e) => return Err(e.into()),
-                }
+                };
                 let count = seqs.len();
-                context.db(move |s| s.write(|tx| tx.dequeue(&seqs))).await?;
+                // Removed from the outbox and remembered as accepted together.
+                context
+                    .db(move |s| {
+                        s.write(|tx| {
+                            tx.dequeue(&seqs)?;
+                            if let Some((report, digest)) = accepted {
+                                tx.set_report_digest(report, &digest)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .await?;
                 delivered += count;
             }
             Delivery::File { path, seq } => {

@@ -20,7 +20,8 @@
 //!
 //! Tables ([`tables`]): `meta` (schema version, next outbox sequence),
 //! `packages`, `package_index` (ID and state of every package, see
-//! [`PackageStates`]), `tasks`, `checkpoints`, `outbox`, `server`.
+//! [`PackageStates`]), `tasks`, `checkpoints`, `outbox`, `server`,
+//! `report_digests` (the last accepted report of each type).
 
 mod error;
 mod index;
@@ -224,6 +225,14 @@ impl Store {
     /// The server-issued values.
     pub fn server_values(&self) -> Result<ServerValues, StoreError> {
         self.read(|rx| rx.server_values())
+    }
+
+    /// SHA-256 of the last `report` document the server accepted.
+    pub fn report_digest(
+        &self,
+        report: crate::protocol::ReportType,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        self.read(|rx| rx.report_digest(report))
     }
 
     /// Everything, read in one transaction.

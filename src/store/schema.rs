@@ -20,6 +20,8 @@ use super::tables::{META, META_SCHEMA_VERSION};
 /// The schema version this agent writes and the newest it can read.
 ///
 /// 1: the first. 2: adds `package_index` (built from `packages` on upgrade).
+/// `report_digests` joined version 2 without a bump: a missing table reads
+/// as empty, and agents that predate it never open it.
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// Map an error of opening a database file.

@@ -32,6 +32,13 @@ pub const OUTBOX: TableDefinition<'static, u64, &'static [u8]> = TableDefinition
 pub const SERVER: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("server");
 
+/// `report_digests`: report type (`MachineInventory`, ...) -> SHA-256 (32
+/// bytes) of the last report of that type the server accepted. Added within
+/// schema 2: redb creates it on first write, readers take a missing table as
+/// empty, and an agent that does not know it never opens it.
+pub const REPORT_DIGESTS: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("report_digests");
+
 /// `meta` key of the schema version.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 /// `meta` key of the next outbox sequence number to hand out.

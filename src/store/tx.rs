@@ -11,8 +11,9 @@ use super::records::{
 };
 use super::tables::{
     self, all_str, encode, first_u64, get_str, CHECKPOINTS, META, OUTBOX, PACKAGES, PACKAGE_INDEX,
-    SERVER, TASKS,
+    REPORT_DIGESTS, SERVER, TASKS,
 };
+use crate::protocol::ReportType;
 
 /// Everything in the database, read in one transaction: a consistent picture
 /// for `dmagent status` and for tests. `Default` is the empty database.
@@ -170,6 +171,32 @@ macro_rules! getters {
                     get_str(self.path, &table, SERVER.name(), tables::SERVER_KEY)?
                         .unwrap_or_default(),
                 )
+            }
+
+            /// SHA-256 of the last `report` document the server accepted
+            /// (`None` before the first, or after new report settings).
+            pub fn report_digest(
+                &self,
+                report: ReportType,
+            ) -> Result<Option<[u8; 32]>, StoreError> {
+                let table = match self.tx.open_table(REPORT_DIGESTS) {
+                    Ok(table) => table,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                    Err(e) => return Err(StoreError::redb(self.path, e)),
+                };
+                let found = table.get(report.as_str()).at(self.path)?;
+                match found {
+                    None => Ok(None),
+                    Some(guard) => <[u8; 32]>::try_from(guard.value()).map(Some).map_err(|_| {
+                        StoreError::Corrupt {
+                            path: self.path.to_path_buf(),
+                            detail: format!(
+                                "report_digests[{report}] is {} bytes, not 32",
+                                guard.value().len()
+                            ),
+                        }
+                    }),
+                }
             }
 
             /// Everything, from this one transaction.
@@ -364,6 +391,26 @@ impl WriteTx<'_> {
         Ok(removed)
     }
 
+    /// Record the digest of the `report` document the server just accepted.
+    pub fn set_report_digest(
+        &mut self,
+        report: ReportType,
+        digest: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let mut table = self.tx.open_table(REPORT_DIGESTS).at(self.path)?;
+        table
+            .insert(report.as_str(), digest.as_slice())
+            .at(self.path)?;
+        Ok(())
+    }
+
+    /// Forget the digest of `report` (its next report is sent whatever it holds).
+    pub fn remove_report_digest(&mut self, report: ReportType) -> Result<bool, StoreError> {
+        let mut table = self.tx.open_table(REPORT_DIGESTS).at(self.path)?;
+        let removed = table.remove(report.as_str()).at(self.path)?.is_some();
+        Ok(removed)
+    }
+
     /// Replace the server-issued values.
     pub fn set_server_values(&mut self, values: &ServerValues) -> Result<(), StoreError> {
         self.put_str(SERVER, tables::SERVER_KEY, values)
@@ -388,6 +435,7 @@ impl WriteTx<'_> {
         self.tx.open_table(CHECKPOINTS).at(self.path)?;
         self.tx.open_table(OUTBOX).at(self.path)?;
         self.tx.open_table(SERVER).at(self.path)?;
+        self.tx.open_table(REPORT_DIGESTS).at(self.path)?;
         let next = self.next_outbox_seq()?;
         self.set_meta(tables::META_NEXT_OUTBOX_SEQ, next)?;
         self.set_meta(tables::META_SCHEMA_VERSION, version)

@@ -211,6 +211,15 @@ fn the_server_changes_the_settings_and_the_poll_interval() {
         Some(300),
         "the catalog's PollInterval of 5 minutes"
     );
+    // The settings are committed by the poll, its next occurrence a moment
+    // later by the scheduler: moving the clock in between (a loaded machine)
+    // would make the scheduler skip the poll due at +300 s as missed.
+    let started = agent.clock_now();
+    agent.wait_for("the next poll to be scheduled", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::poll() && t.next_due_unix > started)
+    });
 
     let catalog = server.catalog.path().join("catalog.toml");
     let text = std::fs::read_to_string(&catalog).expect("read catalog");

@@ -276,6 +276,75 @@ fn plugins_command_lists_loaded_and_refused() {
     assert!(!String::from_utf8_lossy(&help.stdout).contains("__plugin-host"));
 }
 
+/// `dmagent plugins` with `paths.plugin_dir` set to `dir` (nothing else configured).
+fn plugins_command(dir: &Path, json: bool) -> (bool, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("local.toml");
+    std::fs::write(
+        &config,
+        format!("[paths]\nplugin_dir = \"{}\"\n", dir.display()),
+    )
+    .expect("config");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--no-system-config", "--config"])
+        .arg(&config)
+        .arg("plugins");
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().expect("run dmagent plugins");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn plugins_command_on_a_fresh_install_says_where_it_looked_and_why_nothing_is_listed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let missing = tmp.path().join("no-such-dir");
+    let (ok, text) = plugins_command(&missing, false);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("plugin directory: {}", missing.display())),
+        "{text}"
+    );
+    assert!(text.contains("the directory does not exist"), "{text}");
+    assert!(text.contains("install a plugin by copying"), "{text}");
+    let (ok, json) = plugins_command(&missing, true);
+    assert!(ok, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["plugin_dir"], missing.display().to_string());
+    assert_eq!(v["directory"]["state"], "missing");
+    assert_eq!(v["plugins"], serde_json::json!([]));
+
+    let empty = PluginDir::with(&[]);
+    std::fs::write(empty.path().join("README"), "not a plugin").expect("write");
+    let (ok, text) = plugins_command(&empty.path(), false);
+    assert!(ok, "{text}");
+    assert!(text.contains("holds no *.so files"), "{text}");
+    let (_, json) = plugins_command(&empty.path(), true);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["directory"]["state"], "empty");
+
+    let not_a_dir = tmp.path().join("plugins-file");
+    std::fs::write(&not_a_dir, "").expect("write");
+    let (ok, text) = plugins_command(&not_a_dir, false);
+    assert!(ok, "{text}");
+    assert!(text.contains("the directory cannot be read ("), "{text}");
+
+    let some = PluginDir::with(&["exec.so", "wrong_abi.so"]);
+    let (_, text) = plugins_command(&some.path(), false);
+    assert!(text.contains("2 file(s): 1 loaded, 1 refused"), "{text}");
+    let (_, json) = plugins_command(&some.path(), true);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(
+        v["directory"],
+        serde_json::json!({"state": "found", "files": 2})
+    );
+    assert_eq!(v["plugins"].as_array().map(Vec::len), Some(2));
+}
+
 // ---- the C example ------------------------------------------------------------
 
 #[test]

@@ -129,14 +129,22 @@ fn report_settings() -> impl Strategy<Value = ReportSettings> {
                 exclude_encrypted,
             },
         );
-    (os(), of(any::<bool>()), of(duration()), vec(filter, 0..3)).prop_map(
-        |(version, enabled, interval, file_filters)| ReportSettings {
-            version,
-            enabled,
-            interval,
-            file_filters,
-        },
+    (
+        os(),
+        of(any::<bool>()),
+        of(duration()),
+        vec(filter, 0..3),
+        of(any::<bool>()),
     )
+        .prop_map(
+            |(version, enabled, interval, file_filters, send_unchanged)| ReportSettings {
+                version,
+                enabled,
+                interval,
+                file_filters,
+                send_unchanged,
+            },
+        )
 }
 
 fn poll_response() -> impl Strategy<Value = PollResponse> {

@@ -187,11 +187,12 @@ fn machine_inventory_arrives_follows_its_interval_and_stops_when_disabled() {
         .expect("report task");
     assert_eq!(task.period_secs, Some(86_400));
 
-    // A new interval (version 2) changes the cadence: hourly.
+    // A new interval (version 2) changes the cadence: hourly, every one sent
+    // (X9 sendUnchanged: two readings of the machine may be identical).
     set_section(
         &server,
         "machine_inventory",
-        "version = \"2\"\nenabled = true\ninterval = \"0000-00-00 01:00:00\"",
+        "version = \"2\"\nenabled = true\ninterval = \"0000-00-00 01:00:00\"\nsend_unchanged = true",
     );
     let first = arrived(&server.server, "DEV-MACHINE", "machine");
     agent.advance(301);
@@ -248,6 +249,150 @@ fn machine_inventory_arrives_follows_its_interval_and_stops_when_disabled() {
         last,
         "nothing more after disabling"
     );
+}
+
+/// Software inventory reports the server received.
+fn software_reports(server: &TestServer) -> u64 {
+    server
+        .server
+        .received()
+        .get("Report/SoftwareInventory")
+        .map_or(0, |t| t.requests)
+}
+
+/// Waits until the report task of `report` was run at or after `now` (its
+/// next occurrence lies after `now`): its decision to queue or not is committed.
+fn wait_report_ran(agent: &TestAgent, report: ReportType, now: u64) {
+    agent.wait_for("the report task to run", |s| {
+        s.tasks
+            .iter()
+            .any(|t| t.id == TaskId::report(report) && t.next_due_unix > now)
+    });
+}
+
+#[test]
+fn an_unchanged_inventory_is_sent_again_only_when_it_changes_or_the_server_asks() {
+    use sha2::Digest;
+    let tree = tempfile::tempdir().expect("tree");
+    let root = tree.path().join("app");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    std::fs::write(root.join("libone.so"), vec![1u8; 100]).expect("write");
+    // Reading the directory once now settles its access time (relatime), so
+    // that only what the test changes changes the report.
+    let _ = std::fs::read_dir(&root).map(|d| d.count());
+    let section = |version: u32, send_unchanged: bool| {
+        format!(
+            "version = \"{version}\"\nenabled = true\ninterval = \"0000-00-00 01:00:00\"\n\
+             send_unchanged = {send_unchanged}\n\
+             file_filters = [{{ filter = \"*.so\", path = \"{}\", recursive = true }}]",
+            root.display()
+        )
+    };
+    let server = server::start();
+    // No packages, daily polls: between polls only the report talks to the server.
+    server::assign_only(server.catalog.path(), &[]);
+    set_section(
+        &server,
+        "client_settings",
+        "version = \"1\"\npoll_interval = \"0000-00-01 00:00:00\"\n\
+         failure_retry_count = 5\nfailure_retry_interval = \"0000-00-00 00:00:01\"",
+    );
+    set_section(
+        &server,
+        "machine_inventory",
+        "version = \"1\"\nenabled = false",
+    );
+    set_section(&server, "software_inventory", &section(1, false));
+    // Without dpkg-inventory: the package test may change the dpkg database.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(dir.path(), &server.server.endpoint_url(), "DEV-UNCHANGED");
+    let agent = TestAgent::start_without(dir, settings, &["dpkg_inventory.so"]);
+    agent.wait_for("the first software inventory", |_| {
+        software_reports(&server) == 1
+    });
+    let accepted = agent.wait_for("its digest", |s| {
+        s.outbox.is_empty()
+            && agent
+                .store
+                .report_digest(ReportType::SoftwareInventory)
+                .expect("digest")
+                .is_some()
+    });
+    assert!(accepted.outbox.is_empty());
+
+    // An hour later: the same content, so nothing is queued or sent.
+    let now = agent.clock_now();
+    agent.advance(3601);
+    wait_report_ran(&agent, ReportType::SoftwareInventory, now + 3601);
+    let after = agent.wait_delivered();
+    assert!(
+        after.outbox.is_empty(),
+        "nothing queued: {:?}",
+        after.outbox
+    );
+    assert_eq!(
+        software_reports(&server),
+        1,
+        "an unchanged report is not sent"
+    );
+
+    // A new library: the next report is sent. The server is unavailable at
+    // first: while the report waits in the outbox, the stored digest is still
+    // the old one; it becomes this report's only after the 2xx.
+    std::fs::write(root.join("libtwo.so"), vec![2u8; 200]).expect("write");
+    let old_digest = agent
+        .store
+        .report_digest(ReportType::SoftwareInventory)
+        .expect("digest");
+    server.server.faults().set(dm_server::faults::Faults {
+        unavailable_count: 3,
+        ..Default::default()
+    });
+    agent.advance(3601);
+    let queued = agent.wait_for("the changed report to be queued", |s| !s.outbox.is_empty());
+    let xml = match &queued.outbox[0].body {
+        dmagent::store::OutboxBody::Report { xml, .. } => xml.clone(),
+        other => panic!("a report, not {other:?}"),
+    };
+    assert_eq!(
+        agent
+            .store
+            .report_digest(ReportType::SoftwareInventory)
+            .expect("digest"),
+        old_digest,
+        "not accepted yet: the digest is the previous report's"
+    );
+    agent.wait_for("the changed report to arrive", |_| {
+        software_reports(&server) == 2
+    });
+    let want: [u8; 32] = sha2::Sha256::digest(&xml).into();
+    agent.wait_for("the new digest", |_| {
+        agent
+            .store
+            .report_digest(ReportType::SoftwareInventory)
+            .expect("digest")
+            == Some(want)
+    });
+    let text = latest(&server.server, "DEV-UNCHANGED", "software")
+        .expect("inventory")
+        .1
+        .to_string();
+    assert!(text.contains("libtwo.so"), "{text}");
+
+    // The server asks for every interval (X9): new settings bring one report,
+    // and the unchanged one goes out at every interval again.
+    agent.wait_delivered();
+    set_section(&server, "software_inventory", &section(2, true));
+    agent.advance(86_401);
+    agent.wait_for("the report after the new settings", |_| {
+        software_reports(&server) == 3
+    });
+    let now = agent.clock_now();
+    wait_report_ran(&agent, ReportType::SoftwareInventory, now);
+    agent.advance(3601);
+    agent.wait_for("the unchanged report, sent as asked", |_| {
+        software_reports(&server) == 4
+    });
 }
 
 #[test]

@@ -127,6 +127,7 @@ fn report_settings(version: &str) -> ReportSettings {
             exclude_compressed: None,
             exclude_encrypted: Some(false),
         }],
+        send_unchanged: None,
     }
 }
 
@@ -995,5 +996,37 @@ fn opening_a_version_1_database_builds_the_package_index() -> TestResult {
     assert_eq!(store.schema_version()?, SCHEMA_VERSION);
     assert_eq!(store.package_states()?.len(), 50);
     assert_eq!(states_from_index(&store)?, states_from_records(&store)?);
+    Ok(())
+}
+
+#[test]
+fn report_digests_need_no_migration_of_a_schema_2_database() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = db_path(&dir);
+    {
+        let store = Store::open(&path)?;
+        store.write(|tx| tx.put_package(&package("KEEP")))?;
+    }
+    // What a schema-2 agent before report digests left: no such table.
+    {
+        let db = redb::Database::create(&path)?;
+        let tx = db.begin_write()?;
+        tx.delete_table(tables::REPORT_DIGESTS)?;
+        tx.commit()?;
+    }
+    let store = Store::open(&path)?;
+    assert_eq!(store.schema_version()?, SCHEMA_VERSION);
+    assert_eq!(store.report_digest(ReportType::MachineInventory)?, None);
+    store.write(|tx| tx.set_report_digest(ReportType::MachineInventory, &[7; 32]))?;
+    drop(store);
+    let store = Store::open(&path)?;
+    assert_eq!(
+        store.report_digest(ReportType::MachineInventory)?,
+        Some([7; 32])
+    );
+    assert_eq!(store.report_digest(ReportType::SoftwareInventory)?, None);
+    assert!(store.package("KEEP")?.is_some());
+    store.write(|tx| tx.remove_report_digest(ReportType::MachineInventory))?;
+    assert_eq!(store.report_digest(ReportType::MachineInventory)?, None);
     Ok(())
 }

@@ -228,6 +228,7 @@ fn workload(dir: &Path) -> anyhow::Result<Workload> {
                     exclude_compressed: Some(false),
                     exclude_encrypted: Some(true),
                 }],
+                send_unchanged: None,
             }),
             file_collection: None,
             machine_inventory: Some(ReportSettings {
@@ -235,6 +236,7 @@ fn workload(dir: &Path) -> anyhow::Result<Workload> {
                 enabled: Some(true),
                 interval: Some(Duration::from_secs(7 * 86_400)),
                 file_filters: Vec::new(),
+                send_unchanged: None,
             }),
         }),
         applicable_packages: Some(listed.iter().map(|e| e.id.as_str()).collect()),

@@ -40,6 +40,8 @@ pub(crate) struct ReportSettingsToml {
     version: Option<String>,
     enabled: Option<bool>,
     interval: Option<DurationToml>,
+    /// X9: ask for the report at every interval, changed or not.
+    send_unchanged: Option<bool>,
     #[serde(default)]
     file_filters: Vec<FilterToml>,
 }
@@ -178,6 +180,7 @@ impl ReportSettingsToml {
         Ok(ReportSettings {
             version: self.version.clone(),
             enabled: self.enabled,
+            send_unchanged: self.send_unchanged,
             interval: self
                 .interval
                 .as_ref()

@@ -71,7 +71,9 @@ pub(super) async fn device_endpoint(
     }
     let ctx = RequestCtx::from_request(&req);
     let result = match ctx.header_action() {
-        Ok(Some(Action::Report(ReportType::FileCollection))) => {
+        Ok(Some(action @ Action::Report(ReportType::FileCollection))) => {
+            app.received
+                .add(Some(action), ctx.content_length.unwrap_or(0));
             handlers::file_collection(&app, &ctx, payload).await
         }
         _ => xml_message(&app, ctx, payload).await,
@@ -116,6 +118,8 @@ async fn xml_message(
         Ok(Err(e)) => return Err(Reject::bad(format!("cannot read the request body: {e}"))),
         Ok(Ok(b)) => b,
     };
+    app.received
+        .add(ctx.header_action().ok().flatten(), body.len() as u64);
     if body.len() <= handlers::INLINE_POLL_MAX
         && matches!(ctx.header_action(), Ok(Some(Action::Poll)))
     {

@@ -6,6 +6,7 @@ mod dispatch;
 pub mod download;
 mod handlers;
 pub mod range;
+pub mod received;
 
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub base_url: String,
     /// Package bytes sent so far (tests and benchmarks measure refetching).
     pub bytes_served: Arc<std::sync::atomic::AtomicU64>,
+    /// Device request bodies by message kind.
+    pub received: Arc<received::Received>,
 }
 
 /// Registers every route.

@@ -63,7 +63,26 @@ impl TestAgent {
         settings: Settings,
         fixtures: &[&str],
     ) -> TestAgent {
+        Self::start_inner(dir, settings, fixtures, &[])
+    }
+
+    /// As [`start`](Self::start), without some first-party plugins (by
+    /// installed file name, e.g. `dpkg_inventory.so`, whose output changes
+    /// when another test installs a package).
+    pub fn start_without(dir: tempfile::TempDir, settings: Settings, files: &[&str]) -> TestAgent {
+        Self::start_inner(dir, settings, &[], files)
+    }
+
+    fn start_inner(
+        dir: tempfile::TempDir,
+        settings: Settings,
+        fixtures: &[&str],
+        without: &[&str],
+    ) -> TestAgent {
         install_first_party(&settings.paths.plugin_dir);
+        for file in without {
+            std::fs::remove_file(settings.paths.plugin_dir.join(file)).expect("remove plugin");
+        }
         for fixture in fixtures {
             super::plugins::install_fixture(&settings.paths.plugin_dir, fixture);
         }

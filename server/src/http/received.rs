@@ -1,0 +1,44 @@
+//! What devices sent: requests and body bytes per message kind, counted as
+//! the device endpoint reads them, so tests and the report-traffic figure of
+//! BENCHMARKS.md can tell what reached the server.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use dmagent::protocol::Action;
+
+/// Requests and body bytes of one message kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Requests whose body was read.
+    pub requests: u64,
+    /// Their body bytes (an upload counts its `Content-Length`).
+    pub body_bytes: u64,
+}
+
+/// The tallies by message kind: `Poll`, `Status`, `InstructionRequest`,
+/// `LocationRequest`, `Report/SoftwareInventory`, `Report/MachineInventory`,
+/// `Report/FileCollection`; `other` for a body without a usable action.
+#[derive(Debug, Default)]
+pub struct Received(Mutex<BTreeMap<String, Tally>>);
+
+impl Received {
+    /// Counts one request of `action` with a body of `bytes`.
+    pub fn add(&self, action: Option<Action>, bytes: u64) {
+        let key = match action {
+            Some(Action::Report(report)) => format!("Report/{report}"),
+            Some(other) => other.to_string(),
+            None => "other".to_owned(),
+        };
+        if let Ok(mut map) = self.0.lock() {
+            let tally = map.entry(key).or_default();
+            tally.requests += 1;
+            tally.body_bytes += bytes;
+        }
+    }
+
+    /// A copy of every tally.
+    pub fn snapshot(&self) -> BTreeMap<String, Tally> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
