@@ -15,6 +15,7 @@
 //! - [`logging`]: `tracing` output as text or JSON.
 //! - [`clock`]: the one place that reads the system clock.
 //! - [`cli`]: the `dmagent` command line.
+//! - [`failpoint`]: named crash points, armed only in test builds.
 // Unsafe code is denied everywhere but `plugin_host::loader` (invariant 5),
 // which loads plugin libraries inside the plugin-host child process.
 #![deny(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod downloader;
+pub mod failpoint;
 pub mod inventory;
 pub mod logging;
 pub mod plugin_host;

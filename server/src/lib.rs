@@ -146,6 +146,12 @@ impl RunningServer {
         self.bytes_served.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Status messages received again after their `ReportID` was stored,
+    /// and dropped (delivered twice on the wire, stored once).
+    pub fn duplicate_statuses(&self) -> u64 {
+        self.received.duplicate_statuses()
+    }
+
     /// Device request bodies received so far, by message kind (see
     /// [`http::received::Received`]).
     pub fn received(&self) -> std::collections::BTreeMap<String, http::received::Tally> {

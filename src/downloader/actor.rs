@@ -121,6 +121,10 @@ impl Event {
                 "package {package_id} has no instructions"
             )));
         };
+        if let Some(ended) = self.already_ended(&package) {
+            tracing::info!(package = %package.id, "this attempt ended before the agent stopped; not run again");
+            return Ok(ended);
+        }
         if package.state == PackageState::Installing {
             return self.interrupted(&package).await;
         }
@@ -177,6 +181,9 @@ impl Event {
             None
         } else if exec_only && kept_file.is_some() {
             kept_file.map(PathBuf::from)
+        } else if let Some(verified) = self.downloaded_before_stop(&package, &instructions).await? {
+            // 11031 went out before the agent stopped: straight to phase 4.
+            Some(verified)
         } else {
             match self.download(&package, &instructions, &dest_dir).await? {
                 Ok(fetched) => Some(fetched.path),
@@ -188,6 +195,61 @@ impl Event {
             .flatten()
             .or_else(|| instructions.command_line.clone());
         self.post_install(&package.id, command, &dest_dir, file)
+            .await
+    }
+
+    /// How this attempt ended, if it did before the agent stopped: its end was
+    /// committed with the package's state, the scheduler's record of it not.
+    fn already_ended(&self, package: &PackageRecord) -> Option<Attempt> {
+        if package.ended_attempt != Some(self.task.attempt_key()) {
+            return None;
+        }
+        let detail = || {
+            package
+                .last_outcome
+                .as_ref()
+                .map_or_else(String::new, |o| o.detail.clone())
+        };
+        match package.state {
+            PackageState::Installed => Some(Attempt::Succeeded),
+            PackageState::Failed => Some(Attempt::Terminal(detail())),
+            PackageState::Pending => Some(Attempt::Retryable(detail())),
+            _ => None,
+        }
+    }
+
+    /// The verified file of a package whose download end (11031) was
+    /// committed before the agent stopped, checked again (size and SHA-256)
+    /// so that nothing changed on disk since; `None` downloads as usual.
+    async fn downloaded_before_stop(
+        &self,
+        package: &PackageRecord,
+        instructions: &PackageInstructions,
+    ) -> Result<Option<PathBuf>, AgentError> {
+        if package.state != PackageState::Downloaded {
+            return Ok(None);
+        }
+        let Some(file) = package.downloaded_file.clone().map(PathBuf::from) else {
+            return Ok(None);
+        };
+        let (size, sha) = (
+            instructions.package_size,
+            instructions
+                .hash
+                .as_ref()
+                .map(|h| h.hex.to_ascii_lowercase()),
+        );
+        let id = package.id.clone();
+        self.context
+            .blocking(move || {
+                Ok(match super::verify_file(&file, size, sha.as_deref()) {
+                    Ok(()) => Some(file),
+                    Err(why) => {
+                        tracing::info!(package = %id, file = %file.display(), "downloaded before the agent stopped, but {why}: downloading again");
+                        None
+                    }
+                })
+            })
             .await
     }
 
@@ -475,6 +537,7 @@ impl Event {
             .context
             .blocking(move || Ok(plugins.run_post_install(&run_handler, &request)))
             .await?;
+        crate::failpoint::crash_point("downloader.post_install.returned");
         let (succeeded, exit_code, detail) = match result {
             Ok(r) if r.exit_code == 0 => (true, 0, format!("exit code 0 ({handler})")),
             Ok(r) => (
@@ -550,8 +613,20 @@ impl Event {
         let now = self.context.clock.now_unix();
         let message = message(civil(now));
         let queued = message.is_some();
+        let report_id = message.as_ref().and_then(|m| {
+            m.parameters
+                .iter()
+                .find(|p| p.name == "ReportID")
+                .map(|p| (m.message_id.0, p.value.clone()))
+        });
         let id = package.id.clone();
         let downloaded_file = package.downloaded_file.clone();
+        // The end of this attempt, committed with the state that ends it.
+        let ended = matches!(
+            state,
+            PackageState::Installed | PackageState::Failed | PackageState::Pending
+        )
+        .then(|| self.task.attempt_key());
         self.context
             .db(move |s| {
                 s.write(|tx| {
@@ -561,6 +636,7 @@ impl Event {
                     };
                     current.state = state;
                     current.updated_unix = now;
+                    current.ended_attempt = ended;
                     if downloaded_file.is_some() {
                         current.downloaded_file = downloaded_file;
                     }
@@ -582,6 +658,16 @@ impl Event {
                 })
             })
             .await?;
+        if let Some((message_id, report_id)) = report_id {
+            // Read by scripts/kill-soak.sh: every message committed must reach the server.
+            tracing::debug!(package = %package.id, message_id, %report_id, "status message committed");
+        }
+        crate::failpoint::crash_point(match state {
+            PackageState::Downloading => "downloader.started.committed",
+            PackageState::Downloaded => "downloader.downloaded.committed",
+            PackageState::Installing => "downloader.installing.committed",
+            _ => "downloader.finished.committed",
+        });
         if queued {
             let _ = self.reporter.try_send(Flush);
         }

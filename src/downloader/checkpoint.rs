@@ -168,7 +168,9 @@ pub fn store(dir: &Path, cp: &Checkpoint) -> io::Result<()> {
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, checkpoint_path(dir, &cp.package_id))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    crate::failpoint::crash_point("downloader.checkpoint.stored");
+    Ok(())
 }
 
 /// Delete the checkpoint, its temporary file and the partial data (missing

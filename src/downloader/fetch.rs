@@ -432,6 +432,40 @@ pub async fn fetch(
     let dir = job.dest_dir.clone();
     let part = partial_path(&dir, &job.package_id);
 
+    // Verified and renamed before the agent was killed (or by an earlier
+    // occurrence): the same size and SHA-256 are the same bytes.
+    if let Some(sha) = expected_sha256.clone() {
+        let (d, id, size) = (dir.clone(), job.package_id.clone(), job.expected_size);
+        let path = dir.join(final_file_name(&job.url, &job.package_id));
+        let found = blocking(&dir, move || {
+            if !path.is_file() || super::verify_file(&path, size, Some(&sha)).is_err() {
+                return Ok(None);
+            }
+            checkpoint::remove(&d, &id).map_err(|source| FetchError::Io {
+                path: d.clone(),
+                source,
+            })?;
+            let size = std::fs::metadata(&path)
+                .map_err(|source| FetchError::Io {
+                    path: path.clone(),
+                    source,
+                })?
+                .len();
+            Ok(Some(Fetched {
+                path,
+                size,
+                sha256: sha,
+                resumed_from: size,
+                bytes_fetched: 0,
+            }))
+        })
+        .await?;
+        if let Some(fetched) = found {
+            tracing::info!(package = %job.package_id, file = %fetched.path.display(), "already downloaded and verified: not fetched again");
+            return Ok(fetched);
+        }
+    }
+
     let plan = {
         let (d, id, u, sha) = (
             dir.clone(),

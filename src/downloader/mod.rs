@@ -4,6 +4,7 @@
 //! - [`paths`]: where a package may be written (X7) and the `~PD-<id>` names.
 //! - [`checkpoint`]: the `~PD-<id>` file, atomically replaced, checksummed.
 //! - [`throttle`]: the token bucket behind the bandwidth cap (pure).
+//! - [`verify_file`]: a file already on disk checked against size and SHA-256.
 //! - [`fetch()`]: the transfer itself. The network side is async (reqwest on the
 //!   actix/tokio runtime); every file write, fsync, rename and the SHA-256 run
 //!   on a blocking thread fed through a bounded channel, so hashing overlaps
@@ -19,6 +20,7 @@ mod fetch;
 mod hasher;
 pub mod paths;
 pub mod throttle;
+mod verify;
 mod writer;
 
 pub use fetch::{
@@ -27,6 +29,7 @@ pub use fetch::{
 pub use paths::{
     check_package_id, checkpoint_path, final_file_name, resolve_destination, PathError,
 };
+pub use verify::{file_digest, verify_file};
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {

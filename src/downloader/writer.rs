@@ -324,8 +324,10 @@ impl<B: AsRef<[u8]> + Send + 'static> Writer<B> {
         }
         let dir = &self.setup.dir;
         let path = dir.join(&self.setup.final_name);
+        crate::failpoint::crash_point("downloader.rename.before");
         fs::rename(&self.part, &path).map_err(io_err(&path))?;
         sync_dir(dir).map_err(io_err(dir))?;
+        crate::failpoint::crash_point("downloader.rename.after");
         for p in [
             checkpoint_path(dir, &cp.package_id),
             checkpoint_temp_path(dir, &cp.package_id),

@@ -141,6 +141,9 @@ pub async fn collect(
             })
         })
         .await?;
+    if count > 0 {
+        crate::failpoint::crash_point("inventory.report.queued");
+    }
     if unchanged > 0 {
         tracing::info!(report = %report, "report unchanged since the last one sent: not sent again");
     }

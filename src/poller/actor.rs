@@ -213,7 +213,9 @@ async fn apply_settings(context: &AgentContext, response: &PollResponse) -> Resu
                 Ok(())
             })
         })
-        .await
+        .await?;
+    crate::failpoint::crash_point("poller.settings.committed");
+    Ok(())
 }
 
 /// `ClientSettings` over the current ones (part A §2.5, G23).
@@ -254,6 +256,7 @@ async fn remove_package(context: &Arc<AgentContext>, id: &str) -> Result<(), Age
     let removed = context
         .db(move |s| s.write(|tx| tx.remove_package(&package_id)))
         .await?;
+    crate::failpoint::crash_point("poller.removal.committed");
     tracing::info!(package = id, "package no longer assigned; removed");
     if let Some(package) = removed {
         let settings = context.settings.clone();
@@ -356,6 +359,7 @@ async fn request_instructions(
             })
         })
         .await?;
+    crate::failpoint::crash_point("poller.instructions.committed");
     match &stored.task {
         Some(task) => tracing::info!(
             package = id,

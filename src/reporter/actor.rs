@@ -70,6 +70,7 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
                     }
                     _ => (body, None),
                 };
+                crate::failpoint::crash_point("reporter.send.before");
                 let accepted = match context
                     .transport
                     .post_xml(&url, &headers, action, body)
@@ -87,6 +88,7 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
                     }
                     Err(e) => return Err(e.into()),
                 };
+                crate::failpoint::crash_point("reporter.send.accepted");
                 let count = seqs.len();
                 // Removed from the outbox and remembered as accepted together.
                 context
@@ -100,6 +102,7 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
                         })
                     })
                     .await?;
+                crate::failpoint::crash_point("reporter.dequeue.committed");
                 delivered += count;
             }
             Delivery::File { path, seq } => {

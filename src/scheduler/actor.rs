@@ -353,7 +353,9 @@ impl Handler<TaskFinished> for SchedulerActor {
                         }
                     })
                 })
-                .await
+                .await?;
+            crate::failpoint::crash_point("scheduler.attempt.committed");
+            Ok::<_, crate::agent::AgentError>(())
         };
         ctx.spawn(update.into_actor(self).map(move |result, actor, ctx| {
             if let Err(e) = result {

@@ -40,8 +40,8 @@ use redb::{Database, Durability};
 pub use error::StoreError;
 pub use index::PackageStates;
 pub use records::{
-    CheckpointRecord, OutboxBody, OutboxItem, Outcome, PackageRecord, PackageState, ServerValues,
-    TaskId, TaskKind, TaskRecord,
+    AttemptKey, CheckpointRecord, OutboxBody, OutboxItem, Outcome, PackageRecord, PackageState,
+    ServerValues, TaskId, TaskKind, TaskRecord,
 };
 pub use schema::SCHEMA_VERSION;
 pub use tx::{ReadTx, Snapshot, WriteTx};
@@ -159,7 +159,9 @@ impl Store {
         };
         match f(&mut wtx) {
             Ok(value) => {
+                crate::failpoint::crash_point("store.commit.before");
                 wtx.tx.commit().at(&self.path)?;
+                crate::failpoint::crash_point("store.commit.after");
                 Ok(value)
             }
             Err(e) => {

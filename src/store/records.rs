@@ -161,6 +161,24 @@ pub struct PackageRecord {
     /// recurrence runs its command against it without downloading again).
     #[serde(default)]
     pub downloaded_file: Option<String>,
+    /// The attempt of its download event that ended with the current state
+    /// (`Installed`, `Failed`, or `Pending` for a retry), committed with that
+    /// state. An agent killed before the scheduler committed the attempt
+    /// finds the task unchanged and must not run the attempt a second time.
+    #[serde(default)]
+    pub ended_attempt: Option<AttemptKey>,
+}
+
+/// Names one attempt of one download task: the task's creation time, the
+/// due time of the occurrence, and the retries spent on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptKey {
+    /// `TaskRecord::created_unix`.
+    pub created_unix: u64,
+    /// `TaskRecord::next_due_unix` when it ran.
+    pub due_unix: u64,
+    /// `TaskRecord::attempts` when it ran.
+    pub attempts: u32,
 }
 
 impl PackageRecord {
@@ -180,6 +198,7 @@ impl PackageRecord {
             first_seen_unix: now_unix,
             updated_unix: now_unix,
             downloaded_file: None,
+            ended_attempt: None,
         }
     }
 
@@ -199,6 +218,8 @@ impl PackageRecord {
         self.instructions = Some(instructions);
         self.state = PackageState::Pending;
         self.updated_unix = now_unix;
+        // New instructions, a new event: nothing of it has ended yet.
+        self.ended_attempt = None;
         self
     }
 }
@@ -298,6 +319,15 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// The attempt this task runs now.
+    pub fn attempt_key(&self) -> AttemptKey {
+        AttemptKey {
+            created_unix: self.created_unix,
+            due_unix: self.next_due_unix,
+            attempts: self.attempts,
+        }
+    }
+
     /// A task of any kind, due at `next_due_unix`, not recurring, any link.
     pub fn new(kind: TaskKind, next_due_unix: u64, now_unix: u64) -> Self {
         TaskRecord {

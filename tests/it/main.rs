@@ -5,6 +5,8 @@
 mod cli;
 mod config;
 mod crash;
+#[cfg(feature = "failpoints")]
+mod crash_points;
 mod downloader;
 mod faults;
 mod full_cycle;

@@ -409,6 +409,7 @@ fn status(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject
         .state
         .add_status(&rec.id, &doc.messages, &now_rfc3339())?;
     tracing::info!(device = %rec.id, stored = out.stored, duplicates = out.duplicates, "status");
+    app.received.add_duplicate_statuses(out.duplicates);
     Ok(Reply::empty().header(HEADER_AUTH, echo))
 }
 

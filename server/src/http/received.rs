@@ -3,6 +3,7 @@
 //! BENCHMARKS.md can tell what reached the server.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use dmagent::protocol::Action;
@@ -20,7 +21,7 @@ pub struct Tally {
 /// `LocationRequest`, `Report/SoftwareInventory`, `Report/MachineInventory`,
 /// `Report/FileCollection`; `other` for a body without a usable action.
 #[derive(Debug, Default)]
-pub struct Received(Mutex<BTreeMap<String, Tally>>);
+pub struct Received(Mutex<BTreeMap<String, Tally>>, AtomicU64);
 
 impl Received {
     /// Counts one request of `action` with a body of `bytes`.
@@ -35,6 +36,17 @@ impl Received {
             tally.requests += 1;
             tally.body_bytes += bytes;
         }
+    }
+
+    /// Counts status messages dropped because their `ReportID` was stored
+    /// before: a device sending again what it could not know arrived.
+    pub fn add_duplicate_statuses(&self, count: usize) {
+        self.1.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Status messages dropped as repeats of a stored `ReportID`.
+    pub fn duplicate_statuses(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
     }
 
     /// A copy of every tally.

@@ -50,8 +50,8 @@ impl DaemonSetup {
         cmd
     }
 
-    /// Starts `dmagent run` and waits for its control socket.
-    pub fn start(&self) -> Daemon {
+    /// Starts `dmagent run` with `env` added, without waiting for it.
+    pub fn spawn_with_env(&self, env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -60,11 +60,25 @@ impl DaemonSetup {
         let child = self
             .command()
             .arg("run")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn dmagent run");
-        let daemon = Daemon { child };
+        Daemon { child }
+    }
+
+    /// `dmagent poll-now`: the poll task due now (committed by the daemon).
+    pub fn poll_now(&self) -> bool {
+        self.command()
+            .arg("poll-now")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Starts `dmagent run` and waits for its control socket.
+    pub fn start(&self) -> Daemon {
+        let daemon = self.spawn_with_env(&[]);
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.status().is_none() {
             assert!(
@@ -127,6 +141,11 @@ impl Daemon {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .expect("VmHWM")
+    }
+
+    /// The exit status, if the daemon has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// SIGKILL, and reap it.
