@@ -25,6 +25,12 @@ pub fn render(report: &StatusReport) -> String {
             "daemon not running"
         }
     );
+    if let Some(error) = &report.database_error {
+        let _ = writeln!(
+            out,
+            "DATABASE WRITES FAILING (retried; nothing of a failed write was kept): {error}"
+        );
+    }
     let _ = writeln!(out, "links up: {}", report.links);
     if !report.trust.is_empty() {
         let _ = writeln!(out, "signed updates: {}", report.trust);

@@ -38,6 +38,10 @@ pub struct StatusReport {
     pub outbox: Vec<OutboxStatus>,
     /// The values the server issued.
     pub server: ServerStatus,
+    /// The last write to the client database that failed (disk full, I/O
+    /// error), while none has committed since; the agent keeps retrying.
+    #[serde(default)]
+    pub database_error: Option<String>,
 }
 
 /// One package.
@@ -113,12 +117,10 @@ impl StatusReport {
     pub fn collect(store: &Store, context: &ControlContext) -> Result<StatusReport, StoreError> {
         let links =
             crate::scheduler::links::probe(&context.settings.links, Path::new("/sys/class/net"));
-        Ok(Self::from_snapshot(
-            &store.snapshot()?,
-            context,
-            context.clock.now_unix(),
-            links,
-        ))
+        let mut report =
+            Self::from_snapshot(&store.snapshot()?, context, context.clock.now_unix(), links);
+        report.database_error = store.write_error();
+        Ok(report)
     }
 
     /// The report for a database that does not exist yet.
@@ -231,6 +233,7 @@ impl StatusReport {
                 poll_server: client.and_then(|c| c.poll_server.clone()),
                 unreachable_since_unix: values.unreachable_since,
             },
+            database_error: None,
         }
     }
 }

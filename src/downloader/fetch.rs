@@ -180,9 +180,17 @@ impl FetchError {
                 *retryable
             }
             FetchError::Range(_) => true,
+            // A full or read-only disk is the device's state, not the
+            // package's: it clears (logs rotate, an operator frees space,
+            // a remount), and the partial data is kept for then.
+            FetchError::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::QuotaExceeded
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+            ),
             FetchError::DigestMismatch { .. }
             | FetchError::SizeMismatch { .. }
-            | FetchError::Io { .. }
             | FetchError::Path(_)
             | FetchError::Url { .. } => false,
         }

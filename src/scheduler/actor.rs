@@ -360,6 +360,19 @@ impl Handler<TaskFinished> for SchedulerActor {
         ctx.spawn(update.into_actor(self).map(move |result, actor, ctx| {
             if let Err(e) = result {
                 tracing::error!("cannot record the end of a task: {e}");
+                // The task is still due as stored: running it again at once
+                // would spin. It stays busy for the retry interval.
+                let wait = actor
+                    .context
+                    .settings
+                    .retry
+                    .interval
+                    .max(Duration::from_secs(1));
+                ctx.run_later(wait, move |actor, ctx| {
+                    actor.settling.settled(finished_id);
+                    actor.replan(ctx);
+                });
+                return;
             }
             // Only now may the task run again, and only by a plan that reads
             // the committed outcome.

@@ -35,6 +35,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+
 use redb::{Database, Durability};
 
 pub use error::StoreError;
@@ -58,8 +61,15 @@ const CACHE_BYTES: usize = 256 * 1024;
 
 /// The client database: one redb file, held exclusively by this process.
 pub struct Store {
-    db: Database,
+    /// `None` only between a failed reopen and the next attempt.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
+    /// A write failed (disk full, I/O error): redb refuses every later
+    /// transaction of that `Database` ("previous I/O error"), so the file is
+    /// opened again, as after a crash, before the next one.
+    reopen: AtomicBool,
+    /// The last write failure, until a write commits again (`dmagent status`).
+    write_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -96,11 +106,13 @@ impl Store {
             }
         }
 
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| schema::open_error(&path, e))?;
-        let store = Store { db, path };
+        let db = open_database(&path)?;
+        let store = Store {
+            db: RwLock::new(Some(db)),
+            path,
+            reopen: AtomicBool::new(false),
+            write_error: Mutex::new(None),
+        };
         let stamped = store.schema_version()?;
         if stamped != SCHEMA_VERSION {
             store.write(|tx| {
@@ -125,12 +137,68 @@ impl Store {
         &self.path
     }
 
+    /// The last write that failed and why, while no write has committed
+    /// since (the agent keeps retrying; nothing of that write happened).
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// The open database, opened again first if a write failed.
+    fn database(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, StoreError> {
+        if self.reopen.load(Ordering::SeqCst) {
+            let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+            if self.reopen.swap(false, Ordering::SeqCst) || slot.is_none() {
+                // redb holds a lock on the file: the old handle goes first.
+                drop(slot.take());
+                match open_database(&self.path) {
+                    Ok(db) => {
+                        tracing::info!(path = %self.path.display(), "client database opened again after a failed write");
+                        *slot = Some(db);
+                    }
+                    Err(e) => {
+                        self.reopen.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            return Err(self.closed());
+        }
+        Ok(guard)
+    }
+
+    fn closed(&self) -> StoreError {
+        self.reopen.store(true, Ordering::SeqCst);
+        StoreError::Io {
+            path: self.path.clone(),
+            source: io::Error::other("the client database could not be opened again"),
+        }
+    }
+
+    fn failed_write(&self, e: StoreError) -> StoreError {
+        tracing::error!(path = %self.path.display(), "client database write failed, nothing of it was kept: {e}");
+        if let Ok(mut last) = self.write_error.lock() {
+            *last = Some(e.to_string());
+        }
+        self.reopen.store(true, Ordering::SeqCst);
+        e
+    }
+
     /// Run `f` in one read transaction (a consistent view).
     pub fn read<T>(
         &self,
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = self.db.begin_read().at(&self.path)?;
+        let db = self.database()?;
+        let Some(db) = db.as_ref() else {
+            return Err(self.closed().into());
+        };
+        let tx = db.begin_read().at(&self.path)?;
         f(&ReadTx {
             path: &self.path,
             tx,
@@ -151,7 +219,14 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut tx = self.db.begin_write().at(&self.path)?;
+        let db = self.database()?;
+        let Some(db) = db.as_ref() else {
+            return Err(self.closed().into());
+        };
+        let mut tx = db
+            .begin_write()
+            .at(&self.path)
+            .map_err(|e| self.failed_write(e))?;
         tx.set_durability(Durability::Immediate);
         let mut wtx = WriteTx {
             path: &self.path,
@@ -160,8 +235,16 @@ impl Store {
         match f(&mut wtx) {
             Ok(value) => {
                 crate::failpoint::crash_point("store.commit.before");
-                wtx.tx.commit().at(&self.path)?;
+                wtx.tx
+                    .commit()
+                    .at(&self.path)
+                    .map_err(|e| self.failed_write(e))?;
                 crate::failpoint::crash_point("store.commit.after");
+                if let Ok(mut last) = self.write_error.lock() {
+                    if last.take().is_some() {
+                        tracing::info!(path = %self.path.display(), "client database writes work again");
+                    }
+                }
                 Ok(value)
             }
             Err(e) => {
@@ -253,4 +336,11 @@ fn check_version(path: &Path, found: u64) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| schema::open_error(path, e))
 }

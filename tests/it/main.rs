@@ -10,6 +10,8 @@ mod crash_points;
 mod downloader;
 mod faults;
 mod full_cycle;
+mod io_faults;
+mod kill_soak;
 mod packaging;
 mod plugin_check;
 mod plugins;

@@ -13,6 +13,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_dmagent");
 pub struct DaemonSetup {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The `dmagent` binary the daemon runs.
+    pub bin: PathBuf,
 }
 
 impl DaemonSetup {
@@ -35,7 +37,20 @@ impl DaemonSetup {
             ),
         )
         .expect("write config");
-        DaemonSetup { dir, config }
+        DaemonSetup {
+            dir,
+            config,
+            bin: PathBuf::from(BIN),
+        }
+    }
+
+    /// Runs a private copy of the binary, so that a long run is not
+    /// switched to another build by a `cargo build` beside it.
+    pub fn with_private_binary(mut self) -> DaemonSetup {
+        let copy = self.root().join("dmagent");
+        std::fs::copy(BIN, &copy).expect("copy the dmagent binary");
+        self.bin = copy;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -43,7 +58,7 @@ impl DaemonSetup {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(&self.bin);
         cmd.arg("--no-system-config")
             .arg("--config")
             .arg(&self.config);
