@@ -117,8 +117,22 @@ impl StatusReport {
     pub fn collect(store: &Store, context: &ControlContext) -> Result<StatusReport, StoreError> {
         let links =
             crate::scheduler::links::probe(&context.settings.links, Path::new("/sys/class/net"));
-        let mut report =
-            Self::from_snapshot(&store.snapshot()?, context, context.clock.now_unix(), links);
+        let now = context.clock.now_unix();
+        let snapshot = match store.snapshot() {
+            Ok(snapshot) => snapshot,
+            // The daemon still answers while its database cannot be read
+            // (a failed write it cannot reopen from yet): the report says so.
+            Err(e) if context.daemon_running => {
+                let mut report = Self::from_snapshot(&Snapshot::default(), context, now, links);
+                report.database_error = Some(format!(
+                    "cannot read the client database, retrying (packages not shown): {e}; last failed write: {}",
+                    store.write_error().unwrap_or_else(|| "none".into())
+                ));
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut report = Self::from_snapshot(&snapshot, context, now, links);
         report.database_error = store.write_error();
         Ok(report)
     }

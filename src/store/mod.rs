@@ -59,6 +59,11 @@ use error::RedbResultExt;
 /// a 1 MiB cache kept resident for the life of the daemon.
 const CACHE_BYTES: usize = 256 * 1024;
 
+/// How long a failed write stays in `dmagent status` once writes work
+/// again: a disk that is full for one large write and not for small ones
+/// must not flicker out of sight.
+const ERROR_SHOWN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The client database: one redb file, held exclusively by this process.
 pub struct Store {
     /// `None` only between a failed reopen and the next attempt.
@@ -68,8 +73,10 @@ pub struct Store {
     /// transaction of that `Database` ("previous I/O error"), so the file is
     /// opened again, as after a crash, before the next one.
     reopen: AtomicBool,
-    /// The last write failure, until a write commits again (`dmagent status`).
-    write_error: Mutex<Option<String>>,
+    /// The last write failure and when (`dmagent status`), until writes
+    /// have worked for [`ERROR_SHOWN_FOR`] since.
+    /// (when, what, whether a write has committed since).
+    write_error: Mutex<Option<(std::time::Instant, String, bool)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -137,13 +144,21 @@ impl Store {
         &self.path
     }
 
-    /// The last write that failed and why, while no write has committed
-    /// since (the agent keeps retrying; nothing of that write happened).
+    /// The last write that failed, why and how long ago, until writes have
+    /// worked for 30 s (the agent keeps retrying; nothing of that write
+    /// happened).
     pub fn write_error(&self) -> Option<String> {
-        self.write_error
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default()
+        let last = self.write_error.lock().ok()?;
+        let (at, error, recovered) = last.as_ref()?;
+        if *recovered && at.elapsed() >= ERROR_SHOWN_FOR {
+            return None;
+        }
+        let since = if *recovered {
+            "; writes work again since"
+        } else {
+            ""
+        };
+        Some(format!("{error} ({} s ago{since})", at.elapsed().as_secs()))
     }
 
     /// The open database, opened again first if a write failed.
@@ -183,7 +198,7 @@ impl Store {
     fn failed_write(&self, e: StoreError) -> StoreError {
         tracing::error!(path = %self.path.display(), "client database write failed, nothing of it was kept: {e}");
         if let Ok(mut last) = self.write_error.lock() {
-            *last = Some(e.to_string());
+            *last = Some((std::time::Instant::now(), e.to_string(), false));
         }
         self.reopen.store(true, Ordering::SeqCst);
         e
@@ -196,7 +211,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         let db = self.database()?;
         let Some(db) = db.as_ref() else {
-            return Err(self.closed().into());
+            return Err(self.closed());
         };
         let tx = db.begin_read().at(&self.path)?;
         f(&ReadTx {
@@ -241,7 +256,8 @@ impl Store {
                     .map_err(|e| self.failed_write(e))?;
                 crate::failpoint::crash_point("store.commit.after");
                 if let Ok(mut last) = self.write_error.lock() {
-                    if last.take().is_some() {
+                    if let Some((_, _, recovered @ false)) = last.as_mut() {
+                        *recovered = true;
                         tracing::info!(path = %self.path.display(), "client database writes work again");
                     }
                 }

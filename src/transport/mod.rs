@@ -15,6 +15,8 @@ use crate::scheduler::Attempt;
 pub struct Transport {
     client: reqwest::Client,
     max_response_bytes: u64,
+    /// The whole-exchange limit of a protocol request (`server.request_timeout`).
+    request_timeout: Duration,
 }
 
 /// A 2xx answer.
@@ -90,8 +92,12 @@ impl Transport {
     /// Builds the client from `[server]` and `[tls]`. Blocking (reads the
     /// certificate files): call it before the actors start.
     pub fn new(settings: &Settings) -> Result<Transport, TransportError> {
+        // No whole-request limit on the client: a package download may take
+        // hours on a slow link. A download that stalls is caught by the read
+        // timeout (no byte for `request_timeout`) and resumes from its
+        // checkpoint; protocol exchanges set the whole-request limit each.
         let mut builder = reqwest::Client::builder()
-            .timeout(settings.server.request_timeout)
+            .read_timeout(settings.server.request_timeout)
             .connect_timeout(settings.server.request_timeout.min(Duration::from_secs(30)))
             .user_agent(concat!("dmagent/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(5));
@@ -122,6 +128,7 @@ impl Transport {
         Ok(Transport {
             client,
             max_response_bytes: settings.server.max_response_bytes,
+            request_timeout: settings.server.request_timeout,
         })
     }
 
@@ -139,7 +146,7 @@ impl Transport {
         action: Action,
         body: Vec<u8>,
     ) -> Result<Exchange, TransportError> {
-        let mut request = self.client.post(url).header(
+        let mut request = self.client.post(url).timeout(self.request_timeout).header(
             reqwest::header::CONTENT_TYPE,
             crate::protocol::envelope::CONTENT_TYPE_XML,
         );
@@ -197,6 +204,7 @@ impl Transport {
         let mut request = self
             .client
             .post(url)
+            .timeout(self.request_timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::CONTENT_LENGTH, length);
         for (name, value) in headers.file_collection_pairs(&path.display().to_string()) {

@@ -148,6 +148,84 @@ fn cut_mid_download_resumes_from_the_last_byte() {
     assert_eq!(server.ranges()[1], Some(format!("bytes={done}-")));
 }
 
+/// The agent's own HTTP client (`Transport::new`), with `request_timeout`.
+fn agent_client(request_timeout: Duration) -> reqwest::Client {
+    let mut settings = dmagent::config::Settings::default();
+    settings.server.request_timeout = request_timeout;
+    dmagent::transport::Transport::new(&settings)
+        .expect("transport")
+        .client()
+        .clone()
+}
+
+#[test]
+fn a_stalled_body_times_out_and_the_retry_resumes_from_the_checkpoint() {
+    let content = body(3 * MIB as usize, 21);
+    let server = RangeServer::start(content.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut j = job(&server, dir.path(), &content);
+    j.checkpoint_interval_bytes = 256 * 1024;
+    // No byte for longer than the timeout after 1.5 MB: the agent gives up on
+    // this response instead of waiting for ever (no whole-request limit would
+    // let a slow download finish; the read timeout catches the stall).
+    server.stall_after(Some(1_500_000));
+    let client = agent_client(Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let r = actix_rt::System::new().block_on(async { fetch(&client, &j, &mut |_| {}).await });
+    let e = r.expect_err("the stall is an error");
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stall was noticed after {:?}",
+        started.elapsed()
+    );
+    server.stall_after(None);
+    let r = actix_rt::System::new().block_on(async { fetch(&client, &j, &mut |_| {}).await });
+    let f = r.expect("the retry");
+    assert_eq!(std::fs::read(&f.path).expect("read"), content);
+    assert!(
+        f.resumed_from >= 1_500_000 - 256 * 1024,
+        "resumed at {}",
+        f.resumed_from
+    );
+    let refetched = server.body_bytes_sent() - 3 * MIB;
+    eprintln!(
+        "stall: resumed at {}, {refetched} bytes fetched again",
+        f.resumed_from
+    );
+    assert!(refetched <= 256 * 1024 + SLACK, "{refetched}");
+}
+
+#[test]
+fn a_slow_download_longer_than_the_request_timeout_is_not_cut() {
+    // 1 MiB at 256 KiB/s: four seconds, twice the request timeout.
+    let content = body(MIB as usize, 22);
+    let server = RangeServer::start(content.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut j = job(&server, dir.path(), &content);
+    j.bandwidth_limit = Some(256 * 1024);
+    let client = agent_client(Duration::from_secs(2));
+    let r = actix_rt::System::new().block_on(async { fetch(&client, &j, &mut |_| {}).await });
+    let f = r.expect("a slow but steady download completes");
+    assert_eq!(f.resumed_from, 0);
+    assert_eq!(
+        server.ranges().len(),
+        1,
+        "one request, never cut and resumed"
+    );
+}
+
+#[test]
+fn a_body_longer_than_its_content_length_is_taken_to_the_length() {
+    let content = body(MIB as usize, 23);
+    let server = RangeServer::start(content.clone());
+    server.trailing_garbage(4096);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = job(&server, dir.path(), &content);
+    // The bytes past Content-Length are not the package: the file is exact.
+    run_ok(&j, &content);
+}
+
 /// The child half of [`restart_after_kill_9_refetches_at_most_one_interval`].
 #[test]
 #[ignore = "run by its parent test"]
@@ -450,6 +528,19 @@ fn http_errors_are_classified() {
         "{e:?}"
     );
     assert!(!e.is_retryable());
+    server.fail_with(Some(500));
+    let e = run(&j).0.expect_err("500");
+    assert!(
+        matches!(
+            e,
+            FetchError::Http {
+                status: 500,
+                retryable: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     server.fail_with(Some(503));
     let e = run(&j).0.expect_err("503");
     assert!(

@@ -266,17 +266,29 @@ fn a_full_disk_under_the_client_database_is_shown_and_work_goes_on_once_freed() 
         .args(["if=/dev/zero", "bs=4096"])
         .arg(format!("of={}", filler.display()))
         .output();
-    // A new package: the poll's commits need pages the disk no longer has.
-    std::fs::write(
-        catalog.path().join("packages/more.toml"),
-        "id = \"MORE\"\nname = \"More\"\nfile = \"files/tools.txt\"\ndestination = \"more\"\n",
-    )
-    .expect("write");
+    // New packages, 300 KB of records: the poll's commits need pages the
+    // disk no longer has (freed pages of the file alone cannot hold them).
+    let padding = "x".repeat(3000);
+    let mut ids = vec!["\"HUGE\"".to_owned()];
+    for i in 0..100 {
+        std::fs::write(
+            catalog.path().join(format!("packages/more{i}.toml")),
+            format!(
+                "id = \"MORE{i}\"\nname = \"More {i}\"\nlong_description = \"{padding}\"\n\
+                 file = \"files/tools.txt\"\ndestination = \"more{i}\"\n"
+            ),
+        )
+        .expect("write");
+        ids.push(format!("\"MORE{i}\""));
+    }
     let cat = catalog.path().join("catalog.toml");
     let text = std::fs::read_to_string(&cat).expect("read");
     std::fs::write(
         &cat,
-        text.replace("packages = [\"HUGE\"]", "packages = [\"HUGE\", \"MORE\"]"),
+        text.replace(
+            "packages = [\"HUGE\"]",
+            &format!("packages = [{}]", ids.join(", ")),
+        ),
     )
     .expect("write");
     std::thread::sleep(Duration::from_millis(1500));
@@ -288,8 +300,85 @@ fn a_full_disk_under_the_client_database_is_shown_and_work_goes_on_once_freed() 
     });
     eprintln!("status while full: {}", status["database_error"]);
     std::fs::remove_file(&filler).expect("free the space");
+    while !setup.poll_now() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    setup.wait_for("the new packages installed once space is back", |s| {
+        (0..100).all(|i| package(s, &format!("MORE{i}"))["state"] == "installed")
+            && s["database_error"].is_null()
+    });
+    assert_eq!(
+        package(&setup.status().expect("status"), "HUGE")["state"],
+        "installed"
+    );
+    drop(daemon);
+}
+
+/// `fiu-ctrl -c COMMAND PID` against the daemon's control FIFO.
+fn fiu_ctrl(fifo: &Path, command: &str, pid: u32) {
+    let status = Command::new("fiu-ctrl")
+        .arg("-f")
+        .arg(fifo)
+        .args(["-c", command, &pid.to_string()])
+        .status()
+        .expect("fiu-ctrl");
+    assert!(status.success(), "fiu-ctrl -c {command}");
+}
+
+/// Adds `MORE` to what every device is assigned (after `server_with_huge`).
+fn assign_more(catalog: &Path) {
+    std::fs::write(
+        catalog.join("packages/more.toml"),
+        "id = \"MORE\"\nname = \"More\"\nfile = \"files/tools.txt\"\ndestination = \"more\"\n",
+    )
+    .expect("write");
+    let cat = catalog.join("catalog.toml");
+    let text = std::fs::read_to_string(&cat).expect("read");
+    std::fs::write(
+        &cat,
+        text.replace("packages = [\"HUGE\"]", "packages = [\"HUGE\", \"MORE\"]"),
+    )
+    .expect("write");
+}
+
+#[test]
+fn a_failing_fsync_is_shown_and_work_goes_on_once_it_works() {
+    if Command::new("fiu-run").arg("-h").output().is_err() {
+        eprintln!("SKIPPED: fiu-run not installed (Debian fiu-utils; .ci/run installs it)");
+        return;
+    }
+    let (server, catalog, _state) = server_with_huge();
+    let setup = DaemonSetup::new(&server.endpoint_url(), "DEV-FSYNC");
+    let fifo = setup.root().join("fiu-ctrl");
+    let daemon = setup.spawn_under(&[
+        "fiu-run".as_ref(),
+        "-x".as_ref(),
+        "-f".as_ref(),
+        fifo.as_os_str(),
+    ]);
+    setup.wait_for("HUGE installed", |s| {
+        package(s, "HUGE")["state"] == "installed"
+    });
+    let pid = daemon.pid();
+    // libfiu's POSIX wrappers: every fsync and fdatasync of the agent fails.
+    for name in ["posix/io/sync/fdatasync", "posix/io/sync/fsync"] {
+        fiu_ctrl(&fifo, &format!("enable name={name}"), pid);
+    }
+    assign_more(catalog.path());
+    std::thread::sleep(Duration::from_millis(1500));
     let _ = setup.poll_now();
-    setup.wait_for("MORE installed once space is back", |s| {
+    let status = setup.wait_for("the failed sync in the status", |s| {
+        s["database_error"].is_string()
+    });
+    eprintln!("status while fsync fails: {}", status["database_error"]);
+    assert_ne!(package(&status, "MORE")["state"], "installed");
+    for name in ["posix/io/sync/fdatasync", "posix/io/sync/fsync"] {
+        fiu_ctrl(&fifo, &format!("disable name={name}"), pid);
+    }
+    while !setup.poll_now() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    setup.wait_for("MORE installed once fsync works", |s| {
         package(s, "MORE")["state"] == "installed" && s["database_error"].is_null()
     });
     assert_eq!(

@@ -343,7 +343,7 @@ fn server_file(_server: &RunningServer, name: &str) -> std::path::PathBuf {
 #[ignore = "minutes long: scripts/kill-soak.sh"]
 fn kill_soak() {
     let kills = env_u64("DMAGENT_SOAK_KILLS", 200);
-    let mut rng = Rng(env_u64("DMAGENT_SOAK_SEED", 0x5eed_0f_d15ea5e).max(1));
+    let mut rng = Rng(env_u64("DMAGENT_SOAK_SEED", 0x0005_eed0_fd15_ea5e).max(1));
     let catalog = setup_catalog();
     let server_state = tempfile::tempdir().expect("tempdir");
     let mut config = ServerConfig::new(catalog.path(), server_state.path());

@@ -83,6 +83,28 @@ impl DaemonSetup {
         Daemon { child }
     }
 
+    /// Starts `wrapper... dmagent run` (e.g. under `fiu-run`), without waiting.
+    pub fn spawn_under(&self, wrapper: &[&std::ffi::OsStr]) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root().join("agent.log"))
+            .expect("log file");
+        let (program, args) = wrapper.split_first().expect("a wrapper");
+        let child = Command::new(program)
+            .args(args)
+            .arg(&self.bin)
+            .arg("--no-system-config")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn the wrapped dmagent run");
+        Daemon { child }
+    }
+
     /// `dmagent poll-now`: the poll task due now (committed by the daemon).
     pub fn poll_now(&self) -> bool {
         self.command()
@@ -156,6 +178,11 @@ impl Daemon {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .expect("VmHWM")
+    }
+
+    /// Its process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The exit status, if the daemon has ended.

@@ -19,6 +19,8 @@ struct Ctl {
     bad_range: bool,
     status: Option<u16>,
     ranges: Vec<Option<String>>,
+    /// Bytes written after the body, beyond its `Content-Length`.
+    trailing: usize,
 }
 
 impl Ctl {
@@ -102,6 +104,10 @@ impl RangeServer {
         c.body = Arc::new(body);
         c.generation += 1;
     }
+    /// Write `n` bytes of garbage after each body, past its `Content-Length`.
+    pub fn trailing_garbage(&self, n: usize) {
+        self.shared.lock().trailing = n;
+    }
     /// Answer every request with this status and an empty body.
     pub fn fail_with(&self, status: Option<u16>) {
         self.shared.lock().status = status;
@@ -141,6 +147,7 @@ fn serve(s: &Shared, mut conn: TcpStream) {
             }
         }
     }
+    let trailing = s.lock().trailing;
     let (body, etag, cut, status, ignore, bad) = {
         let mut c = s.lock();
         c.ranges.push(range.clone());
@@ -218,5 +225,8 @@ fn serve(s: &Shared, mut conn: TcpStream) {
             let _ = conn.shutdown(Shutdown::Both);
             return;
         }
+    }
+    if trailing > 0 {
+        let _ = conn.write_all(&vec![0xA5; trailing]);
     }
 }
