@@ -63,8 +63,8 @@ impl AgentSetup {
         cmd
     }
 
-    /// Starts `dmagent run` and waits until its control socket answers.
-    pub fn start(&self) -> anyhow::Result<Agent> {
+    /// Starts `dmagent run` and returns at once.
+    pub fn spawn(&self) -> anyhow::Result<Agent> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -76,7 +76,17 @@ impl AgentSetup {
             .stderr(log)
             .spawn()
             .context("starting dmagent run")?;
-        let agent = Agent { child };
+        Ok(Agent { child })
+    }
+
+    /// The client database the daemon opens.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("state").join("dmagent.redb")
+    }
+
+    /// Starts `dmagent run` and waits until its control socket answers.
+    pub fn start(&self) -> anyhow::Result<Agent> {
+        let agent = self.spawn()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.status().is_none() {
             if Instant::now() > deadline {

@@ -200,6 +200,16 @@ struct Workload {
     store: Store,
 }
 
+/// A client database of [`STORED`] records as a fleet device has them,
+/// made at `path` (P9 starts the daemon on it).
+pub fn client_database(path: &Path) -> anyhow::Result<()> {
+    let dir = path.parent().context("a database path has a parent")?;
+    let w = workload(dir)?;
+    drop(w.store);
+    std::fs::rename(dir.join("client.redb"), path)
+        .with_context(|| format!("moving the bench database to {}", path.display()))
+}
+
 fn workload(dir: &Path) -> anyhow::Result<Workload> {
     let mut rng = Rng(0x5EED_0007_D3C0_DE00);
     // Entries 0..STORED-DROPPED are listed and stored, the next NEW only

@@ -8,6 +8,7 @@ mod download;
 mod footprint;
 mod resume;
 mod server;
+mod startup;
 mod throttle;
 
 /// A row's measurement.
@@ -23,4 +24,6 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (throttle::P6, throttle::P6_TITLE, throttle::p6),
     (decode::P7, decode::P7_TITLE, decode::p7),
     (server::P8, server::P8_TITLE, server::p8),
+    (startup::P9, startup::P9_TITLE, startup::p9),
+    (startup::P10, startup::P10_TITLE, startup::p10),
 ];
