@@ -3,12 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::path::Path;
 
 use crate::daemon::store_actor::ControlContext;
 use crate::protocol::{LinkFlags, RecurrenceBehavior};
 use crate::scheduler::{explain, Links, Reachability, RetryPolicy, Wait};
-use crate::store::{PackageRecord, PackageState, Snapshot, Store, StoreError, TaskId, TaskRecord};
+use crate::store::{
+    CheckpointRecord, PackageRecord, PackageState, Snapshot, Store, StoreError, TaskId, TaskRecord,
+};
 
 /// Everything an operator needs to see at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,8 +122,29 @@ impl StatusReport {
         let links =
             crate::scheduler::links::probe(&context.settings.links, Path::new("/sys/class/net"));
         let now = context.clock.now_unix();
-        let snapshot = match store.snapshot() {
-            Ok(snapshot) => snapshot,
+        // One read transaction; the packages are summarised as they are
+        // read, never all held as full records.
+        let streamed = store.read(|rx| {
+            let rest = Snapshot {
+                schema_version: rx.schema_version()?,
+                packages: Vec::new(),
+                tasks: rx.tasks()?,
+                checkpoints: rx.checkpoints()?,
+                outbox: rx.outbox(usize::MAX)?,
+                next_outbox_seq: rx.next_outbox_seq()?,
+                server: rx.server_values()?,
+            };
+            Self::assemble(&rest, context, now, links, |describe| {
+                let mut packages = Vec::new();
+                rx.for_each_package(|p| {
+                    packages.push(describe(&p));
+                    Ok(())
+                })?;
+                Ok(packages)
+            })
+        });
+        let mut report = match streamed {
+            Ok(report) => report,
             // The daemon still answers while its database cannot be read
             // (a failed write it cannot reopen from yet): the report says so.
             Err(e) if context.daemon_running => {
@@ -132,7 +157,6 @@ impl StatusReport {
             }
             Err(e) => return Err(e),
         };
-        let mut report = Self::from_snapshot(&snapshot, context, now, links);
         report.database_error = store.write_error();
         Ok(report)
     }
@@ -149,6 +173,24 @@ impl StatusReport {
         now: u64,
         links: Links,
     ) -> StatusReport {
+        let built = Self::assemble(snapshot, context, now, links, |describe| {
+            Ok::<_, Infallible>(snapshot.packages.iter().map(describe).collect())
+        });
+        match built {
+            Ok(report) => report,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The report from everything in `snapshot` but its packages, which
+    /// `packages` lists through the summariser it is given.
+    fn assemble<E>(
+        snapshot: &Snapshot,
+        context: &ControlContext,
+        now: u64,
+        links: Links,
+        packages: impl FnOnce(&dyn Fn(&PackageRecord) -> PackageStatus) -> Result<Vec<PackageStatus>, E>,
+    ) -> Result<StatusReport, E> {
         let values = &snapshot.server;
         let policy = RetryPolicy::effective(&context.settings, values);
         let reach = match values.unreachable_since {
@@ -162,43 +204,43 @@ impl StatusReport {
             policy,
             image_cap: context.settings.download.bandwidth_limit.map(|c| c.get()),
         };
-        let packages = snapshot
-            .packages
+        let checkpoints: HashMap<&str, &CheckpointRecord> = snapshot
+            .checkpoints
             .iter()
-            .map(|p| {
-                let checkpoint = snapshot.checkpoints.iter().find(|c| c.package_id == p.id);
-                let task = snapshot
-                    .tasks
-                    .iter()
-                    .find(|t| t.id == TaskId::download(&p.id));
-                PackageStatus {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                    required: p.required,
-                    accepted: p.accepted,
-                    state: p.state.to_string(),
-                    bytes_done: checkpoint.map(|c| c.bytes_done).or_else(|| {
-                        // Verified and on disk: complete.
-                        matches!(
-                            p.state,
-                            PackageState::Downloaded
-                                | PackageState::Installing
-                                | PackageState::Installed
-                        )
-                        .then(|| p.instructions.as_ref().and_then(|i| i.package_size))
-                        .flatten()
-                    }),
-                    bytes_total: checkpoint
-                        .and_then(|c| c.total)
-                        .or_else(|| p.instructions.as_ref().and_then(|i| i.package_size)),
-                    last_outcome: p.last_outcome.as_ref().map(|o| match o.message_id {
-                        Some(id) => format!("{id}: {}", o.detail),
-                        None => o.detail.clone(),
-                    }),
-                    next_step: why.package(p, task),
-                }
-            })
+            .map(|c| (c.package_id.as_str(), c))
             .collect();
+        let task_by_id: HashMap<&TaskId, &TaskRecord> =
+            snapshot.tasks.iter().map(|t| (&t.id, t)).collect();
+        let packages = packages(&|p: &PackageRecord| {
+            let checkpoint = checkpoints.get(p.id.as_str()).copied();
+            let task = task_by_id.get(&TaskId::download(&p.id)).copied();
+            PackageStatus {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                required: p.required,
+                accepted: p.accepted,
+                state: p.state.to_string(),
+                bytes_done: checkpoint.map(|c| c.bytes_done).or_else(|| {
+                    // Verified and on disk: complete.
+                    matches!(
+                        p.state,
+                        PackageState::Downloaded
+                            | PackageState::Installing
+                            | PackageState::Installed
+                    )
+                    .then(|| p.instructions.as_ref().and_then(|i| i.package_size))
+                    .flatten()
+                }),
+                bytes_total: checkpoint
+                    .and_then(|c| c.total)
+                    .or_else(|| p.instructions.as_ref().and_then(|i| i.package_size)),
+                last_outcome: p.last_outcome.as_ref().map(|o| match o.message_id {
+                    Some(id) => format!("{id}: {}", o.detail),
+                    None => o.detail.clone(),
+                }),
+                next_step: why.package(p, task),
+            }
+        })?;
         let mut tasks: Vec<TaskStatus> = snapshot
             .tasks
             .iter()
@@ -223,7 +265,7 @@ impl StatusReport {
             .collect();
         let client = values.client_settings.as_ref();
         let configured = context.settings.server.url.as_deref();
-        StatusReport {
+        Ok(StatusReport {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             device_id: context.device_id.clone(),
             server_url: crate::transport::effective_server_url(
@@ -248,7 +290,7 @@ impl StatusReport {
                 unreachable_since_unix: values.unreachable_since,
             },
             database_error: None,
-        }
+        })
     }
 }
 
@@ -375,5 +417,68 @@ fn allowed_classes(flags: u32) -> String {
         "any link".to_owned()
     } else {
         names.join(" or ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Settings;
+
+    /// `collect` summarises the packages as it reads them; the report must
+    /// be the one built from a whole snapshot, checkpoints and tasks matched
+    /// to their packages.
+    #[test]
+    fn the_streamed_report_is_the_snapshot_report() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("dmagent.redb")).expect("open");
+        store
+            .write(|tx| {
+                for i in 0..40 {
+                    let mut p = PackageRecord::new(format!("PKG-{i:02}"), 1_000);
+                    p.state = if i % 3 == 0 {
+                        PackageState::Downloading
+                    } else {
+                        PackageState::Pending
+                    };
+                    tx.put_package(&p)?;
+                }
+                tx.put_task(&TaskRecord::download("PKG-03", 2_000, 0, 1_000))?;
+                tx.put_task(&TaskRecord::download("PKG-04", 3_000, 0, 1_000))?;
+                tx.put_checkpoint(&CheckpointRecord {
+                    package_id: "PKG-03".into(),
+                    url: "http://example.invalid/p".into(),
+                    etag: None,
+                    bytes_done: 4_096,
+                    total: Some(10_000),
+                    updated_unix: 1_500,
+                })
+            })
+            .expect("write");
+        let context = ControlContext {
+            settings: Settings::default(),
+            device_id: Some("DEV-1".into()),
+            daemon_running: true,
+            clock: Arc::new(ManualClock::new(1_800)),
+        };
+        let streamed = StatusReport::collect(&store, &context).expect("collect");
+        let links =
+            crate::scheduler::links::probe(&context.settings.links, Path::new("/sys/class/net"));
+        let whole = StatusReport::from_snapshot(
+            &store.snapshot().expect("snapshot"),
+            &context,
+            1_800,
+            links,
+        );
+        assert_eq!(streamed, whole);
+        assert_eq!(streamed.packages.len(), 40);
+        let p3 = &streamed.packages[3];
+        assert_eq!(
+            (p3.id.as_str(), p3.bytes_done, p3.bytes_total),
+            ("PKG-03", Some(4_096), Some(10_000))
+        );
     }
 }

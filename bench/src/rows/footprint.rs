@@ -35,7 +35,12 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
     };
     let mut rss = Samples::new("MB");
     let mut restarted = Samples::new("MB");
+    let mut records = Samples::new("MB");
     let mut threads = Vec::new();
+    // P7's 10,000-record client database, copied under each run's directory.
+    let db_10k = dir.join("records.redb");
+    super::decode::client_database(&db_10k)?;
+    let unavailable = super::startup::FirstPoll::start()?;
     for i in 0..ctx.runs {
         let id = format!("IDLE-{i}");
         let setup = AgentSetup::new(
@@ -58,6 +63,26 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
         let (mb, _) = idle(&setup, &agent, &id, before)?;
         restarted.push(mb);
         agent.stop()?;
+        // A fleet device: 10,000 package records, restarted on them. The
+        // bench server assigns nothing and would have the agent remove them
+        // all, so its poll goes to a listener that answers 503.
+        let setup = AgentSetup::new(
+            &ctx.agent_bin(),
+            &dir.join(format!("agent-10k-{i}")),
+            &unavailable.url,
+            &format!("IDLE-10K-{i}"),
+            "",
+        )?;
+        if let Some(parent) = setup.database().parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&db_10k, setup.database())?;
+        unavailable.clear();
+        let agent = setup.start()?;
+        unavailable.wait(&agent, &setup)?;
+        let _ = setup.status();
+        records.push(agent.idle_rss_kib(5, Duration::from_millis(400))? as f64 * 1024.0 / MB);
+        agent.stop()?;
     }
     let reference =
         "published: minimal Rust poller 4.1 MB; rauc-hawkbit-updater 13 MB; Mender 37 MB";
@@ -79,12 +104,24 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
         result_unit: " MB",
         goal: Goal::AtMost(6.0),
     });
+    let median = records.median();
+    row.lines.push(Line {
+        what: "started on a client database of 10,000 package records".into(),
+        measured: records,
+        baseline: Baseline::Reference(reference.into()),
+        result: median,
+        result_unit: " MB",
+        goal: Goal::AtMost(6.0),
+    });
     row.notes.push(format!(
         "Threads of the idle daemon: {threads:?}. Each run starts a fresh daemon, waits for its \
          first poll to be answered and one `dmagent status` to be served, then takes the median \
          of 5 VmRSS samples 400 ms apart; the second line stops it and starts it again on \
-         the same state directory, as at every boot. `scripts/footprint.sh` splits the \
-         figure into file-backed and anonymous pages."
+         the same state directory, as at every boot. The third starts it on a copy of P7's \
+         10,000-record client database, its poll answered 503 with `Retry-After: 3600` \
+         (the bench server assigns nothing and would have it remove every record), \
+         and samples once the poll has arrived and one `status` was served. \
+         `scripts/footprint.sh` splits the figure into file-backed and anonymous pages."
     ));
     Ok(row)
 }

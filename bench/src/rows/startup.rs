@@ -32,13 +32,13 @@ const IDLE: Duration = Duration::from_secs(600);
 
 /// A listener that notes when each request's first byte arrives and answers
 /// 503 with a long `Retry-After`, so the agent does nothing more.
-struct FirstPoll {
-    url: String,
+pub(super) struct FirstPoll {
+    pub(super) url: String,
     arrivals: mpsc::Receiver<Instant>,
 }
 
 impl FirstPoll {
-    fn start() -> anyhow::Result<FirstPoll> {
+    pub(super) fn start() -> anyhow::Result<FirstPoll> {
         let listener = TcpListener::bind("127.0.0.1:0").context("binding the P9 listener")?;
         let url = format!("http://{}/devicemgmt/server.aspx", listener.local_addr()?);
         let (tx, arrivals) = mpsc::channel();
@@ -52,11 +52,11 @@ impl FirstPoll {
     }
 
     /// Forget arrivals of earlier runs.
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         while self.arrivals.try_recv().is_ok() {}
     }
 
-    fn wait(&self, agent: &Agent, setup: &AgentSetup) -> anyhow::Result<Instant> {
+    pub(super) fn wait(&self, agent: &Agent, setup: &AgentSetup) -> anyhow::Result<Instant> {
         self.arrivals
             .recv_timeout(Duration::from_secs(30))
             .with_context(|| {
