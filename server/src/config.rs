@@ -21,6 +21,9 @@ pub struct ServerConfig {
     pub catalog_dir: PathBuf,
     /// The state directory (`state.redb`, `files/`).
     pub state_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://user:password@host:port/dbname`)
+    /// to keep the state in instead of `state.redb`; replicas share it.
+    pub database: Option<String>,
     /// Where to listen; port 0 picks a free port.
     pub listen: SocketAddr,
     /// Path of the device endpoint.
@@ -51,6 +54,7 @@ impl ServerConfig {
         ServerConfig {
             catalog_dir: catalog_dir.into(),
             state_dir: state_dir.into(),
+            database: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             endpoint: DEFAULT_ENDPOINT.to_owned(),
             auth: false,
@@ -75,6 +79,9 @@ impl ServerConfig {
         }
         if let Some(d) = file.state {
             self.state_dir = base.join(d);
+        }
+        if let Some(d) = file.database {
+            self.database = Some(d);
         }
         if let Some(l) = file.listen {
             self.listen = l
@@ -134,6 +141,7 @@ impl ServerConfig {
 struct ConfigFile {
     catalog: Option<PathBuf>,
     state: Option<PathBuf>,
+    database: Option<String>,
     listen: Option<String>,
     endpoint: Option<String>,
     auth: Option<bool>,

@@ -11,7 +11,7 @@
 //!
 //! Modules: [`catalog`] (package definitions, assignment rules, reload),
 //! [`http`] (the device endpoint, downloads with Range, admin), [`state`]
-//! (per-device redb state and collected files), [`views`] (HTML and JSON),
+//! (per-device state on redb or PostgreSQL, collected files), [`views`] (HTML and JSON),
 //! [`faults`] (fault injection), [`signing`] (X8 signatures and key files),
 //! [`config`].
 #![forbid(unsafe_code)]
@@ -73,7 +73,7 @@ pub struct RunningServer {
 /// background thread. Returns once the socket is bound.
 pub fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let catalog = CatalogHandle::open(&config.catalog_dir)?;
-    let state = Arc::new(State::open(&config.state_dir)?);
+    let state = Arc::new(State::open(&config.state_dir, config.database.as_deref())?);
     let listener = TcpListener::bind(config.listen)?;
     let addr = listener.local_addr()?;
     let base_url = config.base_url(addr);

@@ -22,10 +22,16 @@ struct Args {
     /// State directory (state.redb, files/).
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Keep the state in this PostgreSQL database instead of STATE/state.redb
+    /// (postgres://user:password@host:port/dbname). Several dm-servers on
+    /// one database act as one server; they must share --catalog and STATE
+    /// (collected files).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Listen address; port 0 picks a free port.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// A TOML config file (keys: catalog, state, listen, endpoint, auth,
+    /// A TOML config file (keys: catalog, state, database, listen, endpoint, auth,
     /// public_url, max_xml_body, max_file_body, signing_key,
     /// signing_endorsement, [faults]).
     #[arg(long)]
@@ -119,6 +125,9 @@ fn main() {
     }
     if let Some(d) = args.state {
         cfg.state_dir = d;
+    }
+    if let Some(d) = args.database {
+        cfg.database = Some(d);
     }
     if let Some(l) = args.listen {
         cfg.listen = l;

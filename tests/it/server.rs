@@ -1,6 +1,7 @@
 //! `dm-server` over real HTTP on loopback: every message type with the
 //! spec's documents and real-device shapes, state, auth, catalog reload,
-//! views and fault injection.
+//! views and fault injection. One suite, run on both state backends
+//! (`embedded::*` on redb, `postgres::*` on PostgreSQL).
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,8 @@ fn spec_headers(action: &'static str) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-#[test]
-fn poll_spec_example_lists_packages_settings_and_fresh_timestamp() {
-    let ts = start();
+fn poll_spec_example_lists_packages_settings_and_fresh_timestamp(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     let r1 = post(&ts, &spec_headers("Poll"), SPEC_POLL.as_bytes());
     assert_eq!(r1.status, 200, "{}", r1.text());
     assert!(r1
@@ -98,9 +98,8 @@ fn poll_spec_example_lists_packages_settings_and_fresh_timestamp() {
         .any(|id| id == "DEMO-DOCKED"));
 }
 
-#[test]
-fn real_device_shapes_are_accepted() {
-    let ts = start();
+fn real_device_shapes_are_accepted(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     // No namespace, no declaration, CodePage spelling, hex UUID, lower-case
     // header names and action value, PollRequest variant.
     let hex_id = "43004500500043000000434550434B5335343934350000000000";
@@ -150,9 +149,8 @@ fn real_device_shapes_are_accepted() {
     assert_eq!(dev.poll.expect("poll").identification.code_page, Some(1252));
 }
 
-#[test]
-fn instructions_location_and_download_of_the_spec_cycle() {
-    let ts = start();
+fn instructions_location_and_download_of_the_spec_cycle(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     post(&ts, &spec_headers("Poll"), SPEC_POLL.as_bytes());
     let req = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<InstructionsRequest xmlns=\"{NS}\">\n  <Package ID=\"DEMO-DOCKED\"/>\n</InstructionsRequest>"
@@ -227,9 +225,8 @@ fn instructions_location_and_download_of_the_spec_cycle() {
     assert_eq!(r.status, 404);
 }
 
-#[test]
-fn status_messages_are_stored_once_per_report_id_and_drive_the_views() {
-    let ts = start();
+fn status_messages_are_stored_once_per_report_id_and_drive_the_views(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     post(&ts, &spec_headers("Poll"), SPEC_POLL.as_bytes());
     let status = format!(
         r#"<?xml version="1.0" encoding="utf-8" ?>
@@ -279,9 +276,8 @@ fn status_messages_are_stored_once_per_report_id_and_drive_the_views() {
     assert!(html.contains("installed") && html.contains("0x80072EFE"));
 }
 
-#[test]
-fn inventories_and_collected_files_are_stored() {
-    let ts = start();
+fn inventories_and_collected_files_are_stored(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     post(&ts, &spec_headers("Poll"), SPEC_POLL.as_bytes());
     // Part B §4.1, verbatim (shared with the codec tests).
     let sw = crate::protocol_examples::FILE_REPORT;
@@ -337,9 +333,8 @@ fn inventories_and_collected_files_are_stored() {
     assert!(leftovers.is_empty());
 }
 
-#[test]
-fn bad_and_oversize_requests_are_refused_and_not_stored() {
-    let ts = start_with(|c| {
+fn bad_and_oversize_requests_are_refused_and_not_stored(backend: Backend) {
+    let ts = start_on(backend, |c| {
         c.max_xml_body = 4096;
         c.max_file_body = 1000;
     });
@@ -378,9 +373,8 @@ fn bad_and_oversize_requests_are_refused_and_not_stored() {
     assert!(ts.server.state().files(SPEC_ID).expect("db").is_empty());
 }
 
-#[test]
-fn auth_tokens_enrol_on_first_poll_and_refuse_wrong_tokens() {
-    let ts = start_with(|c| c.auth = true);
+fn auth_tokens_enrol_on_first_poll_and_refuse_wrong_tokens(backend: Backend) {
+    let ts = start_on(backend, |c| c.auth = true);
     let h = |tok: &'static str, action: &'static str| {
         vec![
             ("X-Device-UUID", "AUTH-1"),
@@ -432,9 +426,8 @@ fn package_ids(ts: &TestServer) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn catalog_reloads_on_change_and_keeps_the_old_one_on_error() {
-    let ts = start();
+fn catalog_reloads_on_change_and_keeps_the_old_one_on_error(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     let dir = ts.catalog.path();
     assert!(!package_ids(&ts).contains(&"NEW".to_owned()));
     // A bad file (unknown key): reported with file and key; old catalog stays.
@@ -485,9 +478,8 @@ fn catalog_reloads_on_change_and_keeps_the_old_one_on_error() {
     });
 }
 
-#[test]
-fn views_escape_hostile_device_data() {
-    let ts = start();
+fn views_escape_hostile_device_data(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     let body = "<DevicePoll><Identification><ID>EVIL</ID><DeviceName>&lt;script&gt;alert(1)&lt;/script&gt;</DeviceName><Platform>\"&gt;&lt;img src=x&gt;</Platform></Identification></DevicePoll>";
     let r = post(&ts, &[("X-Device-UUID", "<b>EVIL</b>")], body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
@@ -505,9 +497,8 @@ fn views_escape_hostile_device_data() {
     assert_eq!(get(&ts, "/devices/none", &[]).status, 404);
 }
 
-#[test]
-fn fault_injection_503_delay_relocate_cut_flip_and_ignore_range() {
-    let ts = start();
+fn fault_injection_503_delay_relocate_cut_flip_and_ignore_range(backend: Backend) {
+    let ts = start_on(backend, |_| {});
     let addr = ts.server.addr();
     let faults = |json: &str| {
         let r = request(
@@ -593,3 +584,34 @@ fn fault_injection_503_delay_relocate_cut_flip_and_ignore_range() {
     });
     assert_eq!(get(&ts, "/packages/BIG/big.bin", &[]).status, 503);
 }
+
+/// Runs each test of the suite once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $name() {
+                super::$name(crate::support::server::Backend::Embedded)
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(crate::support::server::Backend::Postgres)
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    poll_spec_example_lists_packages_settings_and_fresh_timestamp,
+    real_device_shapes_are_accepted,
+    instructions_location_and_download_of_the_spec_cycle,
+    status_messages_are_stored_once_per_report_id_and_drive_the_views,
+    inventories_and_collected_files_are_stored,
+    bad_and_oversize_requests_are_refused_and_not_stored,
+    auth_tokens_enrol_on_first_poll_and_refuse_wrong_tokens,
+    catalog_reloads_on_change_and_keeps_the_old_one_on_error,
+    views_escape_hostile_device_data,
+    fault_injection_503_delay_relocate_cut_flip_and_ignore_range,
+);

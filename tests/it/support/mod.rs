@@ -3,5 +3,6 @@
 pub mod agent;
 pub mod daemon;
 pub mod plugins;
+pub mod postgres;
 pub mod range_server;
 pub mod server;

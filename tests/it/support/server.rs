@@ -97,10 +97,26 @@ pub fn messages(server: &RunningServer, device: &str, package: &str) -> Vec<u32>
         .collect()
 }
 
+/// Where a test server keeps its state: the behavioural suite runs on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// redb in the state directory (the default).
+    Embedded,
+    /// A fresh PostgreSQL database of the tests' server.
+    Postgres,
+}
+
 pub fn start_with(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    start_on(Backend::Embedded, f)
+}
+
+pub fn start_on(backend: Backend, f: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let catalog = make_catalog();
     let state = tempfile::tempdir().expect("tempdir");
     let mut cfg = ServerConfig::new(catalog.path(), state.path());
+    if backend == Backend::Postgres {
+        cfg.database = Some(super::postgres::fresh_database());
+    }
     cfg.workers = 1;
     cfg.catalog_poll_ms = 100;
     f(&mut cfg);
