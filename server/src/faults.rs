@@ -35,6 +35,10 @@ pub struct Faults {
     /// instead of the catalog's, changed after signing (a server in the
     /// middle altering the post-install command).
     pub tamper_command: BTreeMap<String, String>,
+    /// Abort the whole process (no reply, no cleanup, as `kill -9` would)
+    /// once a device request's changes are committed: the replica that dies
+    /// between storing and answering.
+    pub abort_after_store: bool,
 }
 
 /// Shared, mutable fault set.
@@ -107,6 +111,11 @@ impl FaultHandle {
     /// The command line that replaces a package's after signing, if any.
     pub fn tampered_command(&self, package_id: &str) -> Option<String> {
         self.lock().tamper_command.get(package_id).cloned()
+    }
+
+    /// Whether to die now, a device request's changes being committed.
+    pub fn abort_after_store(&self) -> bool {
+        self.lock().abort_after_store
     }
 
     /// The relocated URL of a package, if any.

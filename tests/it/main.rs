@@ -22,6 +22,7 @@ mod report_traffic;
 mod reports;
 mod server;
 mod server_range;
+mod server_replicas;
 mod signatures;
 mod store;
 mod support;

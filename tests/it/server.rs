@@ -391,6 +391,10 @@ fn auth_tokens_enrol_on_first_poll_and_refuse_wrong_tokens(backend: Backend) {
     let token = r.header("X-Device-Auth").expect("issued").to_owned();
     assert_eq!(token.len(), 36);
     let tok: &'static str = Box::leak(token.clone().into_boxed_str());
+    // The reply was lost: polling again without a token enrols nothing new.
+    let r = post(&ts, &h("", "Poll"), body);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Device-Auth"), Some(tok), "the same token again");
     let r = post(&ts, &h("wrong", "Poll"), body);
     assert_eq!(r.status, 401);
     assert!(r.header("X-Device-Auth").is_none());
@@ -402,6 +406,10 @@ fn auth_tokens_enrol_on_first_poll_and_refuse_wrong_tokens(backend: Backend) {
     let r = post(&ts, &h(tok, "Poll"), body);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("X-Device-Auth"), Some(tok));
+    // Shown on a poll: from now on a token-less poll is someone else.
+    let r = post(&ts, &h("", "Poll"), body);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.header("X-Device-Auth").is_none());
     assert_eq!(ts.server.state().statuses("AUTH-1").expect("db").len(), 1);
     // The views never show the token.
     assert!(!get(&ts, "/api/devices/AUTH-1", &[]).text().contains(tok));

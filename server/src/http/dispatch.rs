@@ -78,6 +78,10 @@ pub(super) async fn device_endpoint(
         }
         _ => xml_message(&app, ctx, payload).await,
     };
+    if result.is_ok() && app.faults.abort_after_store() {
+        tracing::error!("fault injection: aborting after the store, before the reply");
+        std::process::abort();
+    }
     match result {
         Ok(reply) => reply.into_response(),
         Err(reject) => {

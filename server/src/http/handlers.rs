@@ -105,15 +105,18 @@ fn authorize(
     poll: bool,
     body_token: Option<&str>,
 ) -> Result<Option<String>, Reject> {
-    let sent = match ctx.headers.auth.trim() {
-        "" => body_token.map(str::trim).unwrap_or(""),
-        s => s,
-    };
+    let sent = sent_token(ctx, body_token);
     if !app.config.auth {
         return Ok((!sent.is_empty()).then(|| sent.to_owned()));
     }
     match record.and_then(|r| r.auth_token.as_deref()) {
         None if poll => Ok(None),
+        // Enrolled, but the device never showed the token: the reply that
+        // carried it was lost (a replica died after committing it, the
+        // link dropped). Enrolment is idempotent: the same token again.
+        Some(t) if poll && sent.is_empty() && record.is_some_and(|r| !r.token_presented) => {
+            Ok(Some(t.to_owned()))
+        }
         None => Err(Reject::new(
             StatusCode::UNAUTHORIZED,
             "this device is not enrolled: poll first",
@@ -123,6 +126,15 @@ fn authorize(
             StatusCode::UNAUTHORIZED,
             "X-Device-Auth does not match this device's token",
         )),
+    }
+}
+
+/// The token a request carries: `X-Device-Auth`, else the poll body's
+/// `AuthorizationToken`; empty when neither.
+fn sent_token<'a>(ctx: &'a RequestCtx, body_token: Option<&'a str>) -> &'a str {
+    match ctx.headers.auth.trim() {
+        "" => body_token.map(str::trim).unwrap_or(""),
+        s => s,
     }
 }
 
@@ -265,6 +277,7 @@ fn poll_with(
     let check = |before: &DeviceRecord| {
         let echo = authorize(app, ctx, Some(before), true, body_token.as_deref())?;
         let enrol = app.config.auth && echo.is_none();
+        let presented = echo.is_some() && !sent_token(ctx, body_token.as_deref()).is_empty();
         if enrol && !may_block {
             return Err(PollStop::Blocking);
         }
@@ -283,7 +296,9 @@ fn poll_with(
             r.issued_timestamp = Some(issued);
             if enrol {
                 r.auth_token = Some(uuid::Uuid::new_v4().to_string());
+                r.token_presented = false;
             }
+            r.token_presented |= presented;
             Polled {
                 name: r.name().map(str::to_owned),
                 platform: r.platform().map(str::to_owned),

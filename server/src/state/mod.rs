@@ -89,6 +89,11 @@ pub struct DeviceRecord {
     pub issued_timestamp: Option<String>,
     /// The device's auth token (when auth is on: issued at enrolment).
     pub auth_token: Option<String>,
+    /// The device has sent `auth_token` on a poll: until then a poll
+    /// without a token is answered with the same token again (the reply
+    /// that carried it may have been lost), after that it is refused.
+    #[serde(default)]
+    pub token_presented: bool,
 }
 
 impl DeviceRecord {
