@@ -5,6 +5,7 @@ use crate::report::Row;
 
 mod decode;
 mod download;
+mod fleet;
 mod footprint;
 mod resume;
 mod server;
@@ -26,4 +27,5 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (server::P8, server::P8_TITLE, server::p8),
     (startup::P9, startup::P9_TITLE, startup::p9),
     (startup::P10, startup::P10_TITLE, startup::p10),
+    (fleet::P11, fleet::P11_TITLE, fleet::p11),
 ];

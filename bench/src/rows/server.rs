@@ -34,9 +34,9 @@ const THREADS: usize = 2;
 /// One sample's length.
 const SAMPLE_SECS: u64 = 5;
 /// dm-server's worker count (its default) and so nginx's worker processes.
-const WORKERS: usize = 2;
+pub(super) const WORKERS: usize = 2;
 /// The device endpoint both servers answer on.
-const ENDPOINT: &str = dm_server::config::DEFAULT_ENDPOINT;
+pub(super) const ENDPOINT: &str = dm_server::config::DEFAULT_ENDPOINT;
 /// Open files each process needs: the connections, plus listeners, the
 /// database, logs and some slack.
 const NOFILE_NEEDED: u64 = CONNECTIONS as u64 + 200;
@@ -49,23 +49,34 @@ const PACKAGES: [(&str, u64); 3] = [
 ];
 
 /// `dm-server` (the release binary) as a child process, stopped on drop.
-struct ServerProcess {
+pub(super) struct ServerProcess {
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     log: PathBuf,
     // Kept open so the server's stdout never becomes a broken pipe.
     _stdout: BufReader<ChildStdout>,
 }
 
 impl ServerProcess {
-    fn start(bin: &Path, catalog: &Path, state: &Path, log: &Path) -> anyhow::Result<Self> {
+    /// Started on `state/state.redb`, or on PostgreSQL when `database` is given.
+    pub(super) fn start(
+        bin: &Path,
+        catalog: &Path,
+        state: &Path,
+        database: Option<&str>,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!(
                 "{} not found: build it first (`cargo build --release -p dm-server`), or use bench/run",
                 bin.display()
             );
         }
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(url) = database {
+            cmd.args(["--database", url]);
+        }
+        let mut child = cmd
             .arg("--catalog")
             .arg(catalog)
             .arg("--state")
@@ -97,7 +108,7 @@ impl ServerProcess {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -118,14 +129,14 @@ impl Drop for ServerProcess {
 }
 
 /// One simulated device.
-struct Device {
+pub(super) struct Device {
     uuid: String,
-    body: String,
+    pub(super) body: String,
 }
 
 /// The DevicePoll the agent sends (built by `poller::device_poll`),
 /// echoing the server-issued timestamp like a device after its first poll.
-fn device(i: usize, timestamp: &str) -> Device {
+pub(super) fn device(i: usize, timestamp: &str) -> Device {
     let uuid = format!("0B5E7C1D-2A3F-4E6B-8C9D-{i:012X}");
     let poll = dmagent::poller::device_poll(
         uuid.clone(),
@@ -139,7 +150,7 @@ fn device(i: usize, timestamp: &str) -> Device {
 
 /// The headers the agent's transport sends with a poll, in its order
 /// (reqwest adds `Accept: */*` and the `User-Agent` set by the transport).
-fn headers(d: &Device, timestamp: &str) -> Vec<(&'static str, String)> {
+pub(super) fn headers(d: &Device, timestamp: &str) -> Vec<(&'static str, String)> {
     vec![
         ("Content-Type", CONTENT_TYPE_XML.to_owned()),
         (HEADER_UUID, d.uuid.clone()),
@@ -171,18 +182,29 @@ fn lua_quoted(s: &str) -> String {
 
 /// The wrk script: every request of every device formatted once in `init`,
 /// then sent round-robin; each thread starts at its own offset.
-fn wrk_script(devices: &[Device], timestamp: &str) -> String {
-    let mut s = String::from("local devices = {\n");
-    for d in devices {
-        let _ = writeln!(s, "  {{ headers = {{");
-        for (n, v) in headers(d, timestamp) {
-            let _ = writeln!(s, "    [{}] = {},", lua_quoted(n), lua_quoted(&v));
+pub(super) fn wrk_script(devices: &[Device], timestamp: &str) -> String {
+    // Lua allows 65,536 constants per function: each chunk of devices is
+    // built by a function of its own.
+    let mut s = String::from(
+        "local devices = {}\n\
+         local function add(list)\n\
+         \x20 for _, d in ipairs(list) do devices[#devices + 1] = d end\n\
+         end\n",
+    );
+    for chunk in devices.chunks(1000) {
+        s.push_str("add((function() return {\n");
+        for d in chunk {
+            let _ = writeln!(s, "  {{ headers = {{");
+            for (n, v) in headers(d, timestamp) {
+                let _ = writeln!(s, "    [{}] = {},", lua_quoted(n), lua_quoted(&v));
+            }
+            let _ = writeln!(s, "  }}, body = {} }},", lua_long(&d.body));
         }
-        let _ = writeln!(s, "  }}, body = {} }},", lua_long(&d.body));
+        s.push_str("} end)())\n");
     }
     let _ = write!(
         s,
-        "}}\n\
+        "\
          local requests = {{}}\n\
          local next_index = 1\n\
          local thread_count = 0\n\
@@ -209,10 +231,10 @@ fn wrk_script(devices: &[Device], timestamp: &str) -> String {
 
 /// What one wrk run reported.
 #[derive(Debug, Clone, Copy)]
-struct WrkResult {
-    requests_per_s: f64,
-    requests: u64,
-    latency_p99_ms: f64,
+pub(super) struct WrkResult {
+    pub(super) requests_per_s: f64,
+    pub(super) requests: u64,
+    pub(super) latency_p99_ms: f64,
 }
 
 fn wrk_duration_ms(v: &str) -> Option<f64> {
@@ -258,9 +280,20 @@ fn parse_wrk(out: &str) -> anyhow::Result<WrkResult> {
 }
 
 fn wrk(script: &Path, url: &str, secs: u64) -> anyhow::Result<WrkResult> {
+    wrk_with(script, url, secs, THREADS, CONNECTIONS)
+}
+
+/// wrk with `threads` threads holding `connections` connections.
+pub(super) fn wrk_with(
+    script: &Path,
+    url: &str,
+    secs: u64,
+    threads: usize,
+    connections: usize,
+) -> anyhow::Result<WrkResult> {
     let out = Command::new("wrk")
-        .arg(format!("-t{THREADS}"))
-        .arg(format!("-c{CONNECTIONS}"))
+        .arg(format!("-t{threads}"))
+        .arg(format!("-c{connections}"))
         .arg(format!("-d{secs}s"))
         .arg("--timeout")
         .arg("10s")
@@ -284,15 +317,19 @@ fn wrk(script: &Path, url: &str, secs: u64) -> anyhow::Result<WrkResult> {
 }
 
 /// A response read by [`post_once`].
-struct Response {
-    status: u16,
+pub(super) struct Response {
+    pub(super) status: u16,
     /// Lower-case names.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
 }
 
 /// One HTTP/1.1 POST over a fresh connection.
-fn post_once(addr: SocketAddr, headers: &[(&str, String)], body: &str) -> anyhow::Result<Response> {
+pub(super) fn post_once(
+    addr: SocketAddr,
+    headers: &[(&str, String)],
+    body: &str,
+) -> anyhow::Result<Response> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!("POST {ENDPOINT} HTTP/1.1\r\nHost: {addr}\r\n");
@@ -335,7 +372,7 @@ fn post_once(addr: SocketAddr, headers: &[(&str, String)], body: &str) -> anyhow
     })
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -343,7 +380,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// An nginx single-quoted string holding `s` (no variables allowed).
-fn nginx_quoted(s: &str) -> anyhow::Result<String> {
+pub(super) fn nginx_quoted(s: &str) -> anyhow::Result<String> {
     if s.contains('$') {
         bail!("the poll response holds '$', which nginx would read as a variable");
     }
@@ -354,7 +391,7 @@ fn nginx_quoted(s: &str) -> anyhow::Result<String> {
 }
 
 /// The soft and hard open-file limits of this process.
-fn nofile_limits() -> Option<(u64, u64)> {
+pub(super) fn nofile_limits() -> Option<(u64, u64)> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     let mut v = line["Max open files".len()..].split_whitespace();
@@ -363,6 +400,25 @@ fn nofile_limits() -> Option<(u64, u64)> {
         n => n.parse().ok(),
     };
     Some((parse(v.next())?, parse(v.next())?))
+}
+
+/// A catalog with three packages assigned to every device.
+pub(super) fn poll_catalog(dir: &Path) -> anyhow::Result<Catalog> {
+    let defs: Vec<PackageDef> = PACKAGES
+        .iter()
+        .map(|(id, size)| PackageDef::new(id, *size))
+        .collect();
+    let catalog = Catalog::create(dir, &defs)?;
+    let main = catalog.dir().join("catalog.toml");
+    let mut text = std::fs::read_to_string(&main)?;
+    let ids: Vec<String> = PACKAGES.iter().map(|(id, _)| format!("\"{id}\"")).collect();
+    let _ = write!(
+        text,
+        "\n[[assign]]\nname = \"every bench device\"\nall = true\npackages = [{}]\n",
+        ids.join(", ")
+    );
+    std::fs::write(&main, text)?;
+    Ok(catalog)
 }
 
 /// Polls per second from 1,000 simulated devices (wrk, 1,000 keep-alive
@@ -379,26 +435,12 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
     }
     let dir = ctx.scratch("p8")?;
 
-    // A catalog with three packages assigned to every device.
-    let defs: Vec<PackageDef> = PACKAGES
-        .iter()
-        .map(|(id, size)| PackageDef::new(id, *size))
-        .collect();
-    let catalog = Catalog::create(&dir.join("catalog"), &defs)?;
-    let main = catalog.dir().join("catalog.toml");
-    let mut text = std::fs::read_to_string(&main)?;
-    let ids: Vec<String> = PACKAGES.iter().map(|(id, _)| format!("\"{id}\"")).collect();
-    let _ = write!(
-        text,
-        "\n[[assign]]\nname = \"every bench device\"\nall = true\npackages = [{}]\n",
-        ids.join(", ")
-    );
-    std::fs::write(&main, text)?;
-
+    let catalog = poll_catalog(&dir.join("catalog"))?;
     let server = ServerProcess::start(
         &ctx.bin_dir.join("dm-server"),
         catalog.dir(),
         &dir.join("state"),
+        None,
         &dir.join("dm-server.log"),
     )?;
 

@@ -132,6 +132,11 @@ async fn xml_message(
             handlers::PollInline::Done(r) => return r,
             handlers::PollInline::Blocking(doc) => doc,
         };
+        if let crate::state::State::Postgres(pg) = &*app.state {
+            // Awaited here: a blocking thread would only block on the
+            // client's runtime.
+            return handlers::poll_postgres(app, pg, &ctx, *doc).await;
+        }
         let app = app.clone();
         return match web::block(move || handlers::poll_blocking(&app, &ctx, *doc)).await {
             Ok(r) => r,

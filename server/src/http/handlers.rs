@@ -268,68 +268,151 @@ fn poll_with(
     doc: &mut Option<DevicePoll>,
     may_block: bool,
 ) -> Result<Reply, PollStop> {
-    let id = device_id(ctx, doc.as_ref())?;
-    let body_token = doc
-        .as_ref()
-        .and_then(|d| d.connection.as_ref())
-        .and_then(|c| c.authorization_token.clone());
-    let issued = now_rfc3339();
+    let plan = PollPlan::new(app, ctx, doc.as_ref(), may_block)?;
     let check = |before: &DeviceRecord| {
-        let echo = authorize(app, ctx, Some(before), true, body_token.as_deref())?;
-        let enrol = app.config.auth && echo.is_none();
-        let presented = echo.is_some() && !sent_token(ctx, body_token.as_deref()).is_empty();
-        if enrol && !may_block {
-            return Err(PollStop::Blocking);
-        }
-        let issued = issued.clone();
-        Ok(move |r: &mut DeviceRecord| {
-            if r.first_seen.is_empty() {
-                r.first_seen = issued.clone();
-            }
-            r.last_seen.clone_from(&issued);
-            r.poll = doc.take();
-            r.headers.clone_from(&ctx.headers);
-            r.action_header = ctx.action_header.clone().unwrap_or_default();
-            r.user_agent.clone_from(&ctx.user_agent);
-            r.remote_addr.clone_from(&ctx.remote_addr);
-            r.poll_count += 1;
-            r.issued_timestamp = Some(issued);
-            if enrol {
-                r.auth_token = Some(uuid::Uuid::new_v4().to_string());
-                r.token_presented = false;
-            }
-            r.token_presented |= presented;
-            Polled {
-                name: r.name().map(str::to_owned),
-                platform: r.platform().map(str::to_owned),
-                token: if app.config.auth {
-                    r.auth_token.clone()
-                } else {
-                    echo
-                },
-                enrolled: enrol,
-            }
-        })
+        let update = plan.check(before)?;
+        Ok(move |r: &mut DeviceRecord| update.apply(r, doc.take()))
     };
     let polled = if may_block {
-        app.state.try_update_device(&id, check)?
+        app.state.try_update_device(&plan.id, check)?
     } else {
         app.state
-            .try_update_pending(&id, check)
+            .try_update_pending(&plan.id, check)
             .unwrap_or(Err(PollStop::Blocking))?
     };
     if polled.enrolled {
         // A token the device holds must survive a crash: commit it now.
         app.state.flush()?;
     }
-    let body = app.catalog.get().poll_response(&DeviceFacts {
-        id: &id,
-        name: polled.name.as_deref(),
-        platform: polled.platform.as_deref(),
-    });
-    Ok(Reply::xml(body)
-        .header(HEADER_TIMESTAMP, Some(issued))
-        .header(HEADER_AUTH, polled.token))
+    Ok(plan.reply(polled))
+}
+
+/// [`poll_blocking`] awaited on the async thread: the PostgreSQL backend's
+/// statements are awaited where the request is, without a blocking thread.
+pub(super) async fn poll_postgres(
+    app: &AppState,
+    pg: &crate::state::PostgresState,
+    ctx: &RequestCtx,
+    doc: DevicePoll,
+) -> Result<Reply, Reject> {
+    let stop = |s: PollStop| match s {
+        PollStop::Reject(r) => r,
+        PollStop::Blocking => Reject::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "an awaited poll asked to block",
+        ),
+    };
+    let plan = PollPlan::new(app, ctx, Some(&doc), true).map_err(stop)?;
+    let mut doc = Some(doc);
+    let polled = pg
+        .try_update_device_async(&plan.id, |before: &DeviceRecord| {
+            let update = plan.check(before)?;
+            Ok(move |r: &mut DeviceRecord| update.apply(r, doc.take()))
+        })
+        .await
+        .map_err(stop)?;
+    Ok(plan.reply(polled))
+}
+
+/// What a poll knows before it sees the device record.
+struct PollPlan<'a> {
+    app: &'a AppState,
+    ctx: &'a RequestCtx,
+    id: String,
+    body_token: Option<String>,
+    issued: String,
+    may_block: bool,
+}
+
+/// The change a poll makes to the device record, once authorised.
+struct PollUpdate<'a> {
+    plan: &'a PollPlan<'a>,
+    echo: Option<String>,
+    enrol: bool,
+    presented: bool,
+}
+
+impl<'a> PollPlan<'a> {
+    fn new(
+        app: &'a AppState,
+        ctx: &'a RequestCtx,
+        doc: Option<&DevicePoll>,
+        may_block: bool,
+    ) -> Result<Self, PollStop> {
+        Ok(PollPlan {
+            app,
+            ctx,
+            id: device_id(ctx, doc)?,
+            body_token: doc
+                .and_then(|d| d.connection.as_ref())
+                .and_then(|c| c.authorization_token.clone()),
+            issued: now_rfc3339(),
+            may_block,
+        })
+    }
+
+    /// Authorises the poll against the record as it is.
+    fn check(&self, before: &DeviceRecord) -> Result<PollUpdate<'_>, PollStop> {
+        let (app, ctx) = (self.app, self.ctx);
+        let echo = authorize(app, ctx, Some(before), true, self.body_token.as_deref())?;
+        let enrol = app.config.auth && echo.is_none();
+        let presented = echo.is_some() && !sent_token(ctx, self.body_token.as_deref()).is_empty();
+        if enrol && !self.may_block {
+            return Err(PollStop::Blocking);
+        }
+        Ok(PollUpdate {
+            plan: self,
+            echo,
+            enrol,
+            presented,
+        })
+    }
+
+    /// The poll response, the record updated.
+    fn reply(self, polled: Polled) -> Reply {
+        let body = self.app.catalog.get().poll_response(&DeviceFacts {
+            id: &self.id,
+            name: polled.name.as_deref(),
+            platform: polled.platform.as_deref(),
+        });
+        Reply::xml(body)
+            .header(HEADER_TIMESTAMP, Some(self.issued))
+            .header(HEADER_AUTH, polled.token)
+    }
+}
+
+impl PollUpdate<'_> {
+    fn apply(self, r: &mut DeviceRecord, doc: Option<DevicePoll>) -> Polled {
+        let PollPlan {
+            app, ctx, issued, ..
+        } = self.plan;
+        if r.first_seen.is_empty() {
+            r.first_seen.clone_from(issued);
+        }
+        r.last_seen.clone_from(issued);
+        r.poll = doc;
+        r.headers.clone_from(&ctx.headers);
+        r.action_header = ctx.action_header.clone().unwrap_or_default();
+        r.user_agent.clone_from(&ctx.user_agent);
+        r.remote_addr.clone_from(&ctx.remote_addr);
+        r.poll_count += 1;
+        r.issued_timestamp = Some(issued.clone());
+        if self.enrol {
+            r.auth_token = Some(uuid::Uuid::new_v4().to_string());
+            r.token_presented = false;
+        }
+        r.token_presented |= self.presented;
+        Polled {
+            name: r.name().map(str::to_owned),
+            platform: r.platform().map(str::to_owned),
+            token: if app.config.auth {
+                r.auth_token.clone()
+            } else {
+                self.echo
+            },
+            enrolled: self.enrol,
+        }
+    }
 }
 
 /// What a poll needs of the device record after updating it.

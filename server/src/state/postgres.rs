@@ -322,56 +322,100 @@ impl PostgresState {
         E: From<StateError>,
         A: FnOnce(&mut DeviceRecord) -> R,
     {
-        self.block_on(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            let select = tx
+        self.block_on(self.try_update_device_async(id, check))
+    }
+
+    /// [`Self::try_update_device`] to be awaited, on any tokio runtime (the
+    /// server's async threads await polls with it).
+    pub async fn try_update_device_async<R, E, A>(
+        &self,
+        id: &str,
+        check: impl FnOnce(&DeviceRecord) -> Result<A, E>,
+    ) -> Result<R, E>
+    where
+        E: From<StateError>,
+        A: FnOnce(&mut DeviceRecord) -> R,
+    {
+        {
+            let c = self.client().await?;
+            let select = c
                 .prepare_cached("SELECT record FROM devices WHERE id = $1 FOR UPDATE")
                 .await
                 .map_err(pg)?;
-            let mut row = tx.query_opt(&select, &[&id]).await.map_err(pg)?;
+            // Two round trips in all: the statements of each step go out
+            // together (the client pipelines what is polled together). A
+            // poll's record is committed without waiting for the WAL flush;
+            // an enrolment switches that back on before it commits.
+            let (begun, row) = futures_join(
+                c.batch_execute("BEGIN; SET LOCAL synchronous_commit TO OFF"),
+                c.query_opt(&select, &[&id]),
+            )
+            .await;
+            let mut row = match begun.and(row) {
+                Ok(r) => r,
+                Err(e) => return Err(abandon(c, pg(e)).await.into()),
+            };
             if row.is_none() {
                 // A new device: the row makes concurrent first polls (on any
                 // replica) wait for this one; a refusal rolls it back.
-                let insert = tx
+                let insert = match c
                     .prepare_cached("INSERT INTO devices (id) VALUES ($1) ON CONFLICT DO NOTHING")
                     .await
-                    .map_err(pg)?;
-                tx.execute(&insert, &[&id]).await.map_err(pg)?;
-                row = tx.query_opt(&select, &[&id]).await.map_err(pg)?;
+                {
+                    Ok(st) => st,
+                    Err(e) => return Err(abandon(c, pg(e)).await.into()),
+                };
+                let (inserted, again) =
+                    futures_join(c.execute(&insert, &[&id]), c.query_opt(&select, &[&id])).await;
+                row = match inserted.and(again) {
+                    Ok(r) => r,
+                    Err(e) => return Err(abandon(c, pg(e)).await.into()),
+                };
             }
             let stored: Option<&str> = row.as_ref().and_then(|r| r.get(0));
-            let mut rec = match stored {
-                Some(json) => from_json(json)?,
-                None => DeviceRecord {
+            let mut rec = match stored.map(from_json::<DeviceRecord>).transpose() {
+                Ok(Some(r)) => r,
+                Ok(None) => DeviceRecord {
                     id: id.to_owned(),
                     ..DeviceRecord::default()
                 },
+                Err(e) => return Err(abandon(c, e).await.into()),
             };
-            // Refused: dropping `tx` rolls back (the new row too).
-            let apply = check(&rec)?;
+            let apply = match check(&rec) {
+                Ok(a) => a,
+                Err(refused) => {
+                    // The record (or the new row) stays as it was.
+                    rollback(c).await;
+                    return Err(refused);
+                }
+            };
             let token_before = rec.auth_token.clone();
             let r = apply(&mut rec);
-            let json = to_json(&rec)?;
-            let update = tx
+            let json = match to_json(&rec) {
+                Ok(j) => j,
+                Err(e) => return Err(abandon(c, e).await.into()),
+            };
+            let update = match c
                 .prepare_cached("UPDATE devices SET record = $2 WHERE id = $1")
                 .await
-                .map_err(pg)?;
-            if rec.auth_token == token_before {
-                // Pipelined with the update: no extra round trip.
-                let (relax, updated) = futures_join(
-                    tx.batch_execute("SET LOCAL synchronous_commit TO OFF"),
-                    tx.execute(&update, &[&id, &json]),
-                )
-                .await;
-                relax.map_err(pg)?;
-                updated.map_err(pg)?;
+            {
+                Ok(st) => st,
+                Err(e) => return Err(abandon(c, pg(e)).await.into()),
+            };
+            let durable = if rec.auth_token == token_before {
+                ""
             } else {
-                tx.execute(&update, &[&id, &json]).await.map_err(pg)?;
+                "SET LOCAL synchronous_commit TO ON; "
+            };
+            // A failed UPDATE makes the COMMIT a rollback.
+            let commit = format!("{durable}COMMIT");
+            let (updated, committed) =
+                futures_join(c.execute(&update, &[&id, &json]), c.batch_execute(&commit)).await;
+            if let Err(e) = updated.and(committed) {
+                return Err(abandon(c, pg(e)).await.into());
             }
-            tx.commit().await.map_err(pg)?;
             Ok(r)
-        })
+        }
     }
 
     /// Stores one `Status` document's messages in one transaction.
@@ -500,6 +544,19 @@ impl PostgresState {
                 .map(|r| from_json(r.get::<_, &str>(0)))
                 .collect()
         })
+    }
+}
+
+/// Rolls back the connection's open transaction and returns `e`; a
+/// connection that cannot even roll back leaves the pool.
+async fn abandon(c: deadpool_postgres::Object, e: StateError) -> StateError {
+    rollback(c).await;
+    e
+}
+
+async fn rollback(c: deadpool_postgres::Object) {
+    if c.batch_execute("ROLLBACK").await.is_err() {
+        drop(deadpool_postgres::Object::take(c));
     }
 }
 
