@@ -166,11 +166,19 @@ fn nginx_binary() -> Option<&'static str> {
 
 #[test]
 fn external_base_url_served_by_nginx() {
-    let Some(nginx) = nginx_binary() else {
-        eprintln!("SKIPPED external_base_url_served_by_nginx: nginx is not installed");
-        return;
-    };
-    let ts = start();
+    external_base_url_served_by_nginx_on(Backend::Embedded);
+}
+
+/// A fleet's replicas hand out CDN locations the same way.
+#[test]
+fn external_base_url_served_by_nginx_on_postgres() {
+    external_base_url_served_by_nginx_on(Backend::Postgres);
+}
+
+fn external_base_url_served_by_nginx_on(backend: Backend) {
+    let nginx = nginx_binary()
+        .expect("nginx is not installed: .ci/run installs it (apt-get install nginx)");
+    let ts = start_on(backend, |_| {});
     // A free port: bind 0, read it, release it for nginx.
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -101,6 +101,10 @@ fn report_ids(state: &State, id: &str) -> Vec<String> {
 fn a_device_polling_one_replica_and_reporting_to_another_sees_one_record() {
     let f = fleet();
     let (a, b) = (f.a.addr(), f.b.addr());
+    for addr in [a, b] {
+        let r = request(addr, "GET", "/healthz", &[], b"");
+        assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    }
     let token = enrol(a, "DEV-1");
     // B knows the token A issued: the device's next requests go to B.
     let r = to(

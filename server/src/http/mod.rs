@@ -52,8 +52,24 @@ pub fn configure(cfg: &mut web::ServiceConfig, endpoint: &str) {
                 .route(web::post().to(admin::set_faults))
                 .route(web::delete().to(admin::clear_faults)),
         )
-        .service(web::resource("/admin/reload").route(web::post().to(admin::reload)));
+        .service(web::resource("/admin/reload").route(web::post().to(admin::reload)))
+        .service(web::resource("/healthz").route(web::get().to(healthz)));
     crate::views::configure(cfg);
+}
+
+/// `GET /healthz`: 200 `ok` when the state store answers, else 503 with
+/// the reason; what a load balancer in front of replicas checks.
+async fn healthz(app: web::Data<AppState>) -> HttpResponse {
+    let state = app.state.clone();
+    match web::block(move || state.check()).await {
+        Ok(Ok(())) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("ok\n"),
+        Ok(Err(e)) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{e}\n")),
+        Err(e) => HttpResponse::InternalServerError().body(format!("{e}\n")),
+    }
 }
 
 /// A refused request: status and a plain-text message.

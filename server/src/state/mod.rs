@@ -209,6 +209,14 @@ impl State {
         dispatch!(self, s => s.dir())
     }
 
+    /// Whether the store answers (PostgreSQL: a `SELECT 1` round trip).
+    pub fn check(&self) -> Result<(), StateError> {
+        match self {
+            State::Embedded(_) => Ok(()),
+            State::Postgres(s) => s.check(),
+        }
+    }
+
     /// The device record, if the device has polled.
     pub fn device(&self, id: &str) -> Result<Option<DeviceRecord>, StateError> {
         dispatch!(self, s => s.device(id))

@@ -282,6 +282,14 @@ impl PostgresState {
         &self.dir
     }
 
+    /// One `SELECT 1` round trip on a pooled connection.
+    pub fn check(&self) -> Result<(), StateError> {
+        self.block_on(async {
+            let c = self.client().await?;
+            c.batch_execute("SELECT 1").await.map_err(pg)
+        })
+    }
+
     /// The device record, if the device has polled.
     pub fn device(&self, id: &str) -> Result<Option<DeviceRecord>, StateError> {
         self.block_on(async {
