@@ -397,6 +397,62 @@ fn a_replica_killed_mid_request_loses_nothing_and_doubles_nothing() {
     assert_eq!(files[0].sha256, sha256_hex(&content));
     let bytes = std::fs::read(f.state.path().join(&files[0].stored_path)).expect("file");
     assert_eq!(bytes, content);
+
+    // Killed while the body streams in: no record, a temporary file that
+    // the next start sweeps once it is old; the retry to B stores it once.
+    let p = spawn_replica(&f);
+    let h = {
+        let mut h = headers("DEV-K", &token, "Report");
+        h.push(("X-Device-ReportType", "FileCollection"));
+        h.push(("X-Device-FullyQualifiedFilename", r"\var\log\big.log"));
+        h
+    };
+    let content = pattern(2_000_000);
+    let mut s = TcpStream::connect(p.addr).expect("connect");
+    let mut head = format!(
+        "POST /devicemgmt/server.aspx HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+        p.addr,
+        content.len()
+    );
+    for (n, v) in &h {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&content[..1_000_000]).expect("half the body");
+    let incoming = || {
+        std::fs::read_dir(f.state.path().join("files"))
+            .expect("files dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".incoming-"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while incoming() == 0 {
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.kill_9();
+    drop(s);
+    assert_eq!(
+        f.b.state().files("DEV-K").expect("db").len(),
+        1,
+        "no record"
+    );
+    let r = to(b, &h, &content);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let files = f.b.state().files("DEV-K").expect("db");
+    assert_eq!(files.len(), 2, "{files:?}");
+    let big = files
+        .iter()
+        .find(|r| r.original_path.ends_with("big.log"))
+        .expect("stored");
+    assert_eq!(big.sha256, sha256_hex(&content));
+    assert_eq!(
+        incoming(),
+        1,
+        "the dead replica's partial file, swept when a day old"
+    );
 }
 
 #[test]

@@ -566,9 +566,11 @@ pub(super) async fn file_collection(
         return Err(too_large());
     }
     let state_dir = app.state.dir().to_owned();
-    let tmp = state_dir
-        .join("files")
-        .join(format!(".incoming-{}", uuid::Uuid::new_v4()));
+    let tmp = state_dir.join("files").join(format!(
+        "{}{}",
+        crate::state::INCOMING_PREFIX,
+        uuid::Uuid::new_v4()
+    ));
     let file = std::fs::File::create(&tmp).map_err(internal)?;
     let (size, sha256) = match receive(&mut payload, file, cap).await {
         Ok(v) => v,

@@ -2,6 +2,42 @@
 //! never outside `files/`.
 
 use std::fmt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// Prefix of an upload still being received (`files/.incoming-<uuid>`).
+pub const INCOMING_PREFIX: &str = ".incoming-";
+
+/// An upload untouched for this long was abandoned by a server that died
+/// while receiving it (replicas sharing `files/` may be receiving younger
+/// ones right now).
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Removes abandoned uploads from `files_dir`; how many. A server killed
+/// mid-upload leaves its temporary file behind (no record names it, the
+/// device sends the file again); this runs at every start.
+pub fn sweep_abandoned_uploads(files_dir: &Path, older_than: Duration) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let now = SystemTime::now();
+    for entry in std::fs::read_dir(files_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(INCOMING_PREFIX) {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let idle = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if meta.is_file() && idle >= older_than {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
 
 /// Why a device path cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +129,27 @@ pub fn stored_relative_path(device: &str, original: &str) -> Result<String, File
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_old_abandoned_uploads_are_swept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let old = dir.path().join(format!("{}old", super::INCOMING_PREFIX));
+        let young = dir.path().join(format!("{}young", super::INCOMING_PREFIX));
+        let kept = dir.path().join("device-dir");
+        for p in [&old, &young] {
+            std::fs::write(p, b"partial").expect("write");
+        }
+        std::fs::create_dir(&kept).expect("mkdir");
+        let two_days = std::time::Duration::from_secs(48 * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now() - two_days))
+            .expect("age it");
+        let n = super::sweep_abandoned_uploads(dir.path(), super::ABANDONED_AFTER).expect("sweep");
+        assert_eq!(n, 1);
+        assert!(!old.exists() && young.exists() && kept.exists());
+    }
+
     use super::*;
 
     #[test]

@@ -24,7 +24,7 @@ use dmagent::protocol::{DeviceHeaders, DevicePoll, Parameter, StatusMessage};
 use serde::{Deserialize, Serialize};
 
 pub use embedded::{EmbeddedState, FLUSH_INTERVAL};
-pub use files::{sanitize_component, stored_relative_path, FileNameError};
+pub use files::{sanitize_component, stored_relative_path, FileNameError, INCOMING_PREFIX};
 pub use postgres::{PostgresState, SCHEMA_VERSION};
 
 /// A state error.
@@ -190,10 +190,16 @@ impl State {
     /// schema, refusing a newer one), else the redb file in `dir`. `dir`
     /// keeps the collected files with either backend.
     pub fn open(dir: &Path, database: Option<&str>) -> Result<Self, StateError> {
-        match database {
-            Some(url) => Ok(State::Postgres(PostgresState::open(dir, url)?)),
-            None => Ok(State::Embedded(EmbeddedState::open(dir)?)),
+        let state = match database {
+            Some(url) => State::Postgres(PostgresState::open(dir, url)?),
+            None => State::Embedded(EmbeddedState::open(dir)?),
+        };
+        match files::sweep_abandoned_uploads(&dir.join("files"), files::ABANDONED_AFTER) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "abandoned uploads removed"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep abandoned uploads"),
         }
+        Ok(state)
     }
 
     /// `embedded` or `postgres`.
