@@ -381,16 +381,20 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
             }
             "ApplicablePackages" => {
                 let list = out.applicable_packages.get_or_insert_with(PackageList::new);
-                // `<Package ID="..."/>` as servers write it costs no tag.
-                while let Some(child) = p.next_child_or_value(Some(("Package", "ID")))? {
-                    match child {
-                        Child::Value(id) => list.push(id),
-                        Child::Tag(t) if t.name == "Package" => {
+                // `<Package ID="..."/>` as servers write it is read straight
+                // from the input (benchmark P7); anything else, one child at
+                // a time by the general path.
+                loop {
+                    p.plain_run("Package", "ID", |id| list.push(id));
+                    match p.next_child_or_value(Some(("Package", "ID")))? {
+                        None => break,
+                        Some(Child::Value(id)) => list.push(id),
+                        Some(Child::Tag(t)) if t.name == "Package" => {
                             let id = p.req_attr(&t, "ID")?;
                             list.push(id);
                             p.skip()?;
                         }
-                        Child::Tag(_) => p.skip()?,
+                        Some(Child::Tag(_)) => p.skip()?,
                     }
                 }
             }

@@ -226,6 +226,25 @@ fn plain_attrs<'a>(raw: &'a str, max: usize, tag: &mut Tag<'a>) -> bool {
     true
 }
 
+/// The length of the attributes of an empty element's tag, `b` starting
+/// right after its name: up to the `/` of the first `/>` outside quotes.
+/// `None` if a `>` outside quotes comes without `/` (a start tag) or a `<`
+/// comes first (not a tag quick-xml would accept either).
+fn empty_tag_attrs(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        match *b.get(i)? {
+            quote @ (b'"' | b'\'') => {
+                i += 1 + b.get(i + 1..)?.iter().position(|&c| c == quote)?;
+            }
+            b'>' => return (i > 0 && b[i - 1] == b'/').then(|| i - 1),
+            b'<' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
 /// `value` trimmed of XML whitespace, still borrowed if it was.
 fn trimmed(value: Cow<'_, str>) -> Cow<'_, str> {
     match value {
@@ -332,6 +351,9 @@ pub(crate) struct XmlIn<'a> {
     stack: Vec<Cow<'a, str>>,
     /// The element on top of `stack` was self-closing: its content is empty.
     pending_empty: bool,
+    /// Bytes [`Self::plain_run`] read past the reader, which does not count
+    /// them in its positions.
+    skipped: u64,
 }
 
 impl std::fmt::Debug for XmlIn<'_> {
@@ -373,6 +395,7 @@ impl<'a> XmlIn<'a> {
             limits: *limits,
             stack: Vec::new(),
             pending_empty: false,
+            skipped: 0,
         })
     }
 
@@ -413,7 +436,7 @@ impl<'a> XmlIn<'a> {
             Ok(ev) => Ok(ev),
             Err(e) => Err(self.err(DecodeErrorKind::malformed(format!(
                 "{e} (near byte {})",
-                self.reader.error_position()
+                self.reader.error_position() + self.skipped
             )))),
         }
     }
@@ -585,6 +608,79 @@ impl<'a> XmlIn<'a> {
                 Event::DocType(_) => return Err(self.err(DecodeErrorKind::DoctypeForbidden)),
                 Event::Eof => return Err(self.eof_error()),
             }
+        }
+    }
+
+    /// The dedicated path for long lists (a catalog's `ApplicablePackages`):
+    /// reads the children of the current element straight from the input
+    /// for as long as each is whitespace and then an empty element `<name …/>`
+    /// whose attributes are plain (see `plain_attrs`) and include `attr`,
+    /// giving that value to `each`, and stops in front of anything else
+    /// (text, a comment, another element, an end tag, a tag in any other
+    /// form), which [`Self::next_child_or_value`] then reads as before.
+    /// What it reads is what `next_child_or_value` would have returned as
+    /// [`Child::Value`]s, with no event built: the size cap held for the
+    /// whole input, the depth cap is checked here, and no reference or
+    /// character outside printable ASCII gets through `plain_attrs`.
+    pub(crate) fn plain_run(&mut self, name: &str, attr: &str, mut each: impl FnMut(&'a str)) {
+        if self.pending_empty || self.stack.len() >= self.limits.max_depth {
+            return;
+        }
+        let rest: &'a [u8] = self.reader.get_ref();
+        // The form every encoder writes, `<name attr="`, value, `"/>`, is
+        // matched as bytes; any other form of the tag goes through
+        // `plain_attrs`.
+        let exact = [b"<", name.as_bytes(), b" ", attr.as_bytes(), b"=\""].concat();
+        let name = name.as_bytes();
+        let mut done = 0;
+        loop {
+            let mut i = done;
+            while rest.get(i).is_some_and(|&c| is_space(c)) {
+                i += 1;
+            }
+            let Some(tail) = rest.get(i..) else {
+                break;
+            };
+            if let Some(value) = tail.strip_prefix(&exact[..]) {
+                if let Some(len) = memchr::memchr(b'"', value) {
+                    if value[len + 1..].starts_with(b"/>") && len <= self.limits.max_string {
+                        if let Some(v) = self.in_input(&value[..len]).filter(|v| plain_attr(v)) {
+                            each(v.trim_matches(' '));
+                            done = i + exact.len() + len + 3;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let Some(attrs) = tail.strip_prefix(b"<").and_then(|a| a.strip_prefix(name)) else {
+                break;
+            };
+            if !attrs.first().is_some_and(|&c| is_space(c)) {
+                break;
+            }
+            let Some(len) = empty_tag_attrs(attrs) else {
+                break;
+            };
+            let Some(raw) = self.in_input(&attrs[..len]) else {
+                break;
+            };
+            let mut tag = Tag::new(Cow::Borrowed(""));
+            if !plain_attrs(raw, self.limits.max_string, &mut tag) {
+                break;
+            }
+            let Some(&(_, value)) = tag.inline[..tag.inline_len]
+                .iter()
+                .find(|(k, _)| *k == attr)
+            else {
+                break;
+            };
+            each(value);
+            // `<`, the name, the attributes, `/>`.
+            done = i + 1 + name.len() + len + 2;
+        }
+        if done > 0 {
+            *self.reader.get_mut() = &rest[done..];
+            self.skipped += done as u64;
         }
     }
 
@@ -912,6 +1008,74 @@ impl XmlOut {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The IDs of `<Package>` children of the root's first child as
+    /// `read_poll_response` reads them, and how many bytes `plain_run` took.
+    fn run_ids(doc: &str) -> Result<(Vec<String>, u64)> {
+        let mut p = XmlIn::new(doc.as_bytes(), &Limits::default())?;
+        p.any_root()?;
+        p.next_child()?.expect("a list element");
+        let mut ids = Vec::new();
+        loop {
+            p.plain_run("Package", "ID", |id| ids.push(id.to_owned()));
+            match p.next_child_or_value(Some(("Package", "ID")))? {
+                None => break,
+                Some(Child::Value(id)) => ids.push(id.to_owned()),
+                Some(Child::Tag(t)) => {
+                    if let Some(id) = t.attr("ID") {
+                        ids.push(id.to_owned());
+                    }
+                    p.skip()?;
+                }
+            }
+        }
+        assert!(p.next_child()?.is_none(), "the root ends after the list");
+        p.finish()?;
+        Ok((ids, p.skipped))
+    }
+
+    #[test]
+    fn plain_run_reads_what_the_general_path_reads() {
+        let doc = "<R><L>\n  <Package ID=\"A\"/>\n\t<Package  ID='B' x=\"/>\" />\
+                   <!-- c --><Package ID=\"C&amp;D\"/><Package ID=\"E\"/>\
+                   <Package ID=\"F\"></Package><Other/>\
+                   <Package ID=\"H\"/><PackageX ID=\"I\"/></L></R>";
+        let (ids, skipped) = run_ids(doc).expect("decodes");
+        assert_eq!(ids, ["A", "B", "C&D", "E", "F", "H", "I"]);
+        // A, B, E and H came by the dedicated path.
+        assert!(skipped > 40, "{skipped}");
+        // Positions in errors count the bytes read past quick-xml: the
+        // wrong end tag is at byte 40.
+        let err = run_ids("<R><L><Package ID=\"A\"/><Package ID=\"B\"/></X></R>")
+            .expect_err("wrong end tag");
+        assert!(err.to_string().contains("near byte 40"), "{err}");
+    }
+
+    #[test]
+    fn plain_run_keeps_the_caps() {
+        let deep = Limits {
+            max_depth: 2,
+            ..Limits::default()
+        };
+        let doc = "<R><L><Package ID=\"A\"/></L></R>";
+        let mut p = XmlIn::new(doc.as_bytes(), &deep).expect("small");
+        p.any_root().expect("root");
+        p.next_child().expect("list").expect("list");
+        let mut n = 0;
+        p.plain_run("Package", "ID", |_| n += 1);
+        assert_eq!(n, 0, "depth 3 is past the cap: left to the general path");
+        assert!(p.next_child_or_value(Some(("Package", "ID"))).is_err());
+        let long = Limits {
+            max_string: 3,
+            ..Limits::default()
+        };
+        let doc = "<R><L><Package ID=\"ABCD\"/></L></R>";
+        let mut p = XmlIn::new(doc.as_bytes(), &long).expect("small");
+        p.any_root().expect("root");
+        p.next_child().expect("list").expect("list");
+        p.plain_run("Package", "ID", |_| n += 1);
+        assert_eq!((n, p.skipped), (0, 0));
+    }
 
     #[test]
     fn references() {
