@@ -226,6 +226,19 @@ fn plain_attrs<'a>(raw: &'a str, max: usize, tag: &mut Tag<'a>) -> bool {
     true
 }
 
+/// The value of `attr` among the attributes `raw` of a tag, when they are
+/// all plain (see [`plain_attrs`]).
+fn plain_attr_value<'a>(raw: &'a str, max: usize, attr: &str) -> Option<&'a str> {
+    let mut tag = Tag::new(Cow::Borrowed(""));
+    if !plain_attrs(raw, max, &mut tag) {
+        return None;
+    }
+    tag.inline[..tag.inline_len]
+        .iter()
+        .find(|(k, _)| *k == attr)
+        .map(|(_, v)| *v)
+}
+
 /// The length of the attributes of an empty element's tag, `b` starting
 /// right after its name: up to the `/` of the first `/>` outside quotes.
 /// `None` if a `>` outside quotes comes without `/` (a start tag) or a `<`
@@ -661,16 +674,9 @@ impl<'a> XmlIn<'a> {
             let Some(len) = empty_tag_attrs(attrs) else {
                 break;
             };
-            let Some(raw) = self.in_input(&attrs[..len]) else {
-                break;
-            };
-            let mut tag = Tag::new(Cow::Borrowed(""));
-            if !plain_attrs(raw, self.limits.max_string, &mut tag) {
-                break;
-            }
-            let Some(&(_, value)) = tag.inline[..tag.inline_len]
-                .iter()
-                .find(|(k, _)| *k == attr)
+            let Some(value) = self
+                .in_input(&attrs[..len])
+                .and_then(|raw| plain_attr_value(raw, self.limits.max_string, attr))
             else {
                 break;
             };
@@ -690,15 +696,11 @@ impl<'a> XmlIn<'a> {
         if self.stack.len() >= self.limits.max_depth || e.local_name().as_ref() != name.as_bytes() {
             return None;
         }
-        let raw = self.in_input(e.attributes_raw())?;
-        let mut tag = Tag::new(Cow::Borrowed(""));
-        if !plain_attrs(raw, self.limits.max_string, &mut tag) {
-            return None;
-        }
-        tag.inline[..tag.inline_len]
-            .iter()
-            .find(|(k, _)| *k == attr)
-            .map(|(_, v)| *v)
+        plain_attr_value(
+            self.in_input(e.attributes_raw())?,
+            self.limits.max_string,
+            attr,
+        )
     }
 
     /// Skips the current element and its whole subtree (still enforcing the
@@ -1051,16 +1053,21 @@ mod tests {
         assert!(err.to_string().contains("near byte 40"), "{err}");
     }
 
+    /// A reader of `doc` under `limits`, inside the root's first child.
+    fn in_list<'d>(doc: &'d str, limits: &Limits) -> XmlIn<'d> {
+        let mut p = XmlIn::new(doc.as_bytes(), limits).expect("small");
+        p.any_root().expect("root");
+        p.next_child().expect("list").expect("list");
+        p
+    }
+
     #[test]
     fn plain_run_keeps_the_caps() {
         let deep = Limits {
             max_depth: 2,
             ..Limits::default()
         };
-        let doc = "<R><L><Package ID=\"A\"/></L></R>";
-        let mut p = XmlIn::new(doc.as_bytes(), &deep).expect("small");
-        p.any_root().expect("root");
-        p.next_child().expect("list").expect("list");
+        let mut p = in_list("<R><L><Package ID=\"A\"/></L></R>", &deep);
         let mut n = 0;
         p.plain_run("Package", "ID", |_| n += 1);
         assert_eq!(n, 0, "depth 3 is past the cap: left to the general path");
@@ -1069,10 +1076,7 @@ mod tests {
             max_string: 3,
             ..Limits::default()
         };
-        let doc = "<R><L><Package ID=\"ABCD\"/></L></R>";
-        let mut p = XmlIn::new(doc.as_bytes(), &long).expect("small");
-        p.any_root().expect("root");
-        p.next_child().expect("list").expect("list");
+        let mut p = in_list("<R><L><Package ID=\"ABCD\"/></L></R>", &long);
         p.plain_run("Package", "ID", |_| n += 1);
         assert_eq!((n, p.skipped), (0, 0));
     }
