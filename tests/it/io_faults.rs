@@ -109,13 +109,19 @@ fn a_full_disk_while_downloading_is_reported_and_the_download_resumes_once_freed
     });
     assert_ne!(package(&status, "HUGE")["state"], "failed", "{status}");
     assert!(setup.log().contains("No space left on device"));
-    let failed = server
-        .state()
-        .statuses("DEV-DISK-FULL")
-        .expect("statuses")
-        .into_iter()
-        .find(|s| s.message_id == 11032)
-        .expect("11032 reported");
+    // The outcome is committed before the outbox delivers the 11032 report.
+    let reported_failure = || {
+        server
+            .state()
+            .statuses("DEV-DISK-FULL")
+            .expect("statuses")
+            .into_iter()
+            .find(|s| s.message_id == 11032)
+    };
+    setup.wait_for("11032 to reach the server", |_| {
+        reported_failure().is_some()
+    });
+    let failed = reported_failure().expect("11032 reported");
     assert!(
         failed
             .parameters
@@ -128,6 +134,9 @@ fn a_full_disk_while_downloading_is_reported_and_the_download_resumes_once_freed
     disk.remount("size=16m");
     setup.wait_for("HUGE installed once space is back", |s| {
         package(s, "HUGE")["state"] == "installed"
+    });
+    setup.wait_for("the reports", |s| {
+        s["outbox"].as_array().is_some_and(Vec::is_empty)
     });
     let file = setup.root().join("packages/huge/huge.bin");
     assert_eq!(
