@@ -217,6 +217,17 @@ pub fn p1(ctx: &Ctx) -> anyhow::Result<Row> {
          write to the same file system."
             .into(),
     );
+    row.notes.push(
+        "If the goal (≤ 1.05× curl) is missed, why and what is next: curl neither hashes \
+         nor syncs. The agent hashes on its own thread beside the writer, and fdatasyncs on a \
+         background thread at every checkpoint. Before the rename it waits for that thread, \
+         syncs the rest and takes the hash's tail. Its debug log times each of these \
+         (`last_checkpoint_ms`, `final_sync_ms`, `hash_tail_ms`). Next: take those figures \
+         from a bench run (`DM_BENCH_LOG=debug`) to see which of the three the remaining \
+         gap is, and profile the receive path (reqwest body chunks to the writer's channel) \
+         against curl's."
+            .into(),
+    );
     Ok(row)
 }
 
