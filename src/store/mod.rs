@@ -59,6 +59,14 @@ use error::RedbResultExt;
 /// a 1 MiB cache kept resident for the life of the daemon.
 const CACHE_BYTES: usize = 256 * 1024;
 
+/// redb's region size for a new client database. A region's page allocator
+/// is sized for a full region and stays in memory while the database is
+/// open: 516 KiB at redb's default of 4 GiB, ~32 KiB at 256 MiB. The largest
+/// value must fit in one region: a report of the plugins' largest output
+/// (16 MiB, encoded as JSON numbers, up to 4 bytes per byte) is a quarter
+/// of it. An existing file keeps the region size it was created with.
+const REGION_BYTES: u64 = 256 * 1024 * 1024;
+
 /// How long a failed write stays in `dmagent status` once writes work
 /// again: a disk that is full for one large write and not for small ones
 /// must not flicker out of sight.
@@ -357,6 +365,7 @@ fn check_version(path: &Path, found: u64) -> Result<(), StoreError> {
 fn open_database(path: &Path) -> Result<Database, StoreError> {
     Database::builder()
         .set_cache_size(CACHE_BYTES)
+        .set_region_size(REGION_BYTES)
         .create(path)
         .map_err(|e| schema::open_error(path, e))
 }
