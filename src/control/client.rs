@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Request, Response, MAX_LINE_BYTES};
+use super::{Request, Response, MAX_RESPONSE_BYTES};
 
 /// Why a control request did not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
     })?;
     line.push(b'\n');
     stream.write_all(&line).map_err(io)?;
-    let mut reader = BufReader::new(stream.take(MAX_LINE_BYTES as u64));
+    let mut reader = BufReader::new(stream.take(MAX_RESPONSE_BYTES as u64));
     let mut answer = String::new();
     reader.read_line(&mut answer).map_err(io)?;
     serde_json::from_str(answer.trim_end()).map_err(|e| ClientError::BadResponse {

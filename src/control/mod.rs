@@ -63,6 +63,11 @@ pub enum Response {
     },
 }
 
-/// Longest request or response line accepted, so a stray client cannot make
-/// the daemon buffer without bound.
+/// Longest request line the daemon accepts, so a stray client cannot make
+/// it buffer without bound.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Longest response line the CLI accepts. A status report takes ~340 bytes
+/// per package (3.4 MB at 10,000): this admits about 190,000, where the
+/// request cap above cut `dmagent status` off at about 12,000.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
