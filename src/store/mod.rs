@@ -67,6 +67,11 @@ const CACHE_BYTES: usize = 256 * 1024;
 /// of it. An existing file keeps the region size it was created with.
 const REGION_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Largest encoded record the store writes. redb panics on a value that
+/// does not fit in one region; half a region leaves room for its page
+/// rounding. Larger records are refused with [`StoreError::InvalidRecord`].
+pub const MAX_VALUE_BYTES: usize = (REGION_BYTES / 2) as usize;
+
 /// How long a failed write stays in `dmagent status` once writes work
 /// again: a disk that is full for one large write and not for small ones
 /// must not flicker out of sight.

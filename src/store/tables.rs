@@ -52,11 +52,19 @@ pub(crate) fn encode<T: Serialize>(
     key: &dyn std::fmt::Display,
     value: &T,
 ) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+    let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
         table: table.to_owned(),
         key: key.to_string(),
         source,
-    })
+    })?;
+    if bytes.len() > super::MAX_VALUE_BYTES {
+        return Err(StoreError::InvalidRecord(format!(
+            "{table}[{key}] encodes to {} bytes, more than the {} one record may take",
+            bytes.len(),
+            super::MAX_VALUE_BYTES
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Decode the record stored at `table[key]`.

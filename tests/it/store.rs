@@ -367,6 +367,30 @@ fn a_failed_closure_leaves_nothing() -> TestResult {
 }
 
 #[test]
+fn the_largest_report_fits_and_a_larger_record_is_refused_not_a_panic() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(db_path(&dir))?;
+    // The plugins' largest output (16 MiB), in bytes that encode as four
+    // JSON characters each ("122,"): a 64 MiB record.
+    let report = |bytes: usize| OutboxBody::Report {
+        report_type: ReportType::SoftwareInventory,
+        xml: vec![b'z'; bytes],
+    };
+    let seq = store.write(|tx| tx.enqueue(report(16 << 20)))?;
+    let too_big = store.write(|tx| tx.enqueue(report(40 << 20)));
+    match too_big {
+        Err(StoreError::InvalidRecord(why)) => assert!(why.contains("outbox"), "{why}"),
+        other => panic!("a 160 MiB record was not refused: {other:?}"),
+    }
+    // Nothing of the refused write was kept; the first is intact.
+    let items = store.outbox(10)?;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].seq, seq);
+    assert!(matches!(&items[0].body, OutboxBody::Report { xml, .. } if xml.len() == 16 << 20));
+    Ok(())
+}
+
+#[test]
 fn outbox_is_ordered_and_sequences_are_never_reused() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = db_path(&dir);

@@ -449,11 +449,15 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
          `ApplicablePackages` (`XmlIn::plain_run`), with the same caps; it went from 2.09 to \
          0.58 ms and the whole from 3.71 to 2.14 ms (5.14× to 3.28×, 2026-12-07). \
          If the goal is missed, why and what is next: the compare (`poller::reconcile`, a \
-         hash table over the listed IDs) is now the largest part, and the whole is about \
-         0.5 ms above the sum of its parts, from ~2 MB of short-lived allocations per poll. \
-         A compact open-addressing table measured no better and was not kept; next is \
-         comparing in the package index's bucket order (sorted IDs per bucket, no table) \
-         and pre-sizing the decoded list."
+         hash table over the stored IDs) is the largest part, and the whole is about \
+         0.3 ms above the sum of its parts. A profile (perf, symbols kept, 2026-12-07) shows \
+         the compare waiting on memory, not computing: in an open-addressing table of \
+         one-word slots (tag and entry, strings compared only when tags agree) a third of \
+         the lookup's samples sit on the slot load and the stored ID's load, each an L2 \
+         access into ~1 MB of tables and IDs; it measured 0.81 ms against 0.79 for the \
+         `HashMap` and was not kept, as an earlier one was not. Next: a cache-conscious \
+         join (partition both lists by hash into L1-sized groups, then compare within each \
+         group), and pre-sizing the decoded list."
             .into(),
     );
     row.lines.push(Line {

@@ -133,14 +133,21 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
          below split each line's last sample into file-backed and anonymous pages."
     ));
     row.notes.push(
-        "Goal ≤ 5.5 MB (issue 13; it was 6 MB). If missed, why and what is next: about 4 MB \
-         is file-backed (the binary's touched text, libc, ld.so), which hot-text ordering \
-         already packs. A restart adds ~0.5 MB of heap: redb's allocator state, read when an \
-         existing file is opened. With 10,000 records most of the excess is freed memory \
-         that glibc's arenas keep: measured by hand, one `status` adds 3.5 MB and a \
-         `malloc_trim(0)` through gdb gives back 1.9 MB of it. Next: stream the status \
-         report to the socket instead of building every package's entry and one JSON \
-         string, and plan from a compact task index instead of every task record."
+        "Goal ≤ 5.5 MB (issue 13; it was 6 MB). About 4 MB is file-backed (the binary's \
+         touched text, libc, ld.so), which hot-text ordering already packs. redb sizes a \
+         region's page allocator for a full region and keeps it in memory: 516 KiB of the \
+         idle heap at its default 4 GiB region. New client databases use 256 MiB regions \
+         (redb vendored with `set_region_size` public, vendor/redb/PATCHED.md); on \
+         2026-12-07 that took the heap of the fresh line from 1164 to 592 KiB and of the \
+         restarted one from 1544 to 544 KiB. If missed, why and what is next: with 10,000 \
+         records the agent idles at about 5.3 MB until it serves `status`; measured by \
+         hand, one `status` (a 3.4 MB reply built in memory: every package's entry, every \
+         task record, one JSON string) takes it to about 8 MB, because glibc, once it has \
+         freed one allocation that large, raises its trim threshold to twice that and keeps \
+         the freed heap. Encoding the reply into 64 KiB pieces instead measured worse \
+         (10.6 MB: all pieces are held at once) and was not kept. Next: stream the report, \
+         one package at a time from the read transaction to the socket, with each package's \
+         task read by key instead of every task record held (the CLI sorts the tasks)."
             .into(),
     );
     for (line, map) in ["fresh", "restarted", "10,000 records"].iter().zip(&maps) {
