@@ -70,7 +70,7 @@ const REGION_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest encoded record the store writes. redb panics on a value that
 /// does not fit in one region; half a region leaves room for its page
 /// rounding. Larger records are refused with [`StoreError::InvalidRecord`].
-pub const MAX_VALUE_BYTES: usize = (REGION_BYTES / 2) as usize;
+pub(crate) const MAX_VALUE_BYTES: usize = (REGION_BYTES / 2) as usize;
 
 /// How long a failed write stays in `dmagent status` once writes work
 /// again: a disk that is full for one large write and not for small ones
