@@ -62,8 +62,14 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
     let mut reader = BufReader::new(stream.take(MAX_RESPONSE_BYTES as u64));
     let mut answer = String::new();
     reader.read_line(&mut answer).map_err(io)?;
-    serde_json::from_str(answer.trim_end()).map_err(|e| ClientError::BadResponse {
-        path: shown,
-        detail: e.to_string(),
-    })
+    let mut response =
+        serde_json::from_str(answer.trim_end()).map_err(|e| ClientError::BadResponse {
+            path: shown,
+            detail: e.to_string(),
+        })?;
+    // The daemon streams the tasks in ID order.
+    if let Response::Status(report) = &mut response {
+        report.sort();
+    }
+    Ok(response)
 }

@@ -1,6 +1,7 @@
 //! The daemon side of the control socket: an async accept loop that hands each
 //! request to the store actor (database work never runs on the async threads)
-//! and writes one response line back.
+//! and writes one response line back; a `status` reply is streamed in
+//! slices instead.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use actix_rt::net::{UnixListener, UnixStream};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::{Request, Response, MAX_LINE_BYTES};
-use crate::daemon::store_actor::{Control, StoreActor};
+use crate::daemon::store_actor::{Control, StoreActor, StreamStatus};
 
 /// Binds the control socket at `path`, replacing a stale socket file left by
 /// a daemon that was killed. Refuses to steal the socket of a live daemon.
@@ -42,13 +43,21 @@ pub async fn serve(listener: UnixListener, path: PathBuf, store: Addr<StoreActor
     }
 }
 
-async fn handle(stream: UnixStream, store: Addr<StoreActor>) {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read.take(MAX_LINE_BYTES as u64));
+async fn handle(mut stream: UnixStream, store: Addr<StoreActor>) {
     let mut line = String::new();
-    let response = match reader.read_line(&mut line).await {
+    let read = BufReader::new((&mut stream).take(MAX_LINE_BYTES as u64))
+        .read_line(&mut line)
+        .await;
+    let response = match read {
         Ok(0) => return,
         Ok(_) => match serde_json::from_str::<Request>(line.trim_end()) {
+            // Streamed in slices (see `StatusStream`).
+            Ok(Request::Status) => {
+                if let Err(e) = store.send(StreamStatus(stream)).await {
+                    tracing::warn!(error = %e, "store actor unavailable for a status request");
+                }
+                return;
+            }
             Ok(request) => match store.send(Control(request)).await {
                 Ok(response) => response,
                 Err(e) => Response::Error {
@@ -71,7 +80,7 @@ async fn handle(stream: UnixStream, store: Addr<StoreActor>) {
         }
     };
     out.push(b'\n');
-    if let Err(e) = write.write_all(&out).await {
+    if let Err(e) = stream.write_all(&out).await {
         tracing::debug!(error = %e, "control client went away");
     }
 }

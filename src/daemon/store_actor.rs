@@ -3,12 +3,16 @@
 //! async actors.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
+use actix_rt::net::UnixStream;
+use tokio::io::AsyncWriteExt;
 
 use crate::agent::DbThread;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::control::status::StatusStream;
 use crate::control::{Request, Response, StatusReport};
 use crate::scheduler::actor::Wake;
 use crate::store::{Store, StoreError, TaskId, TaskRecord};
@@ -89,16 +93,94 @@ impl Handler<Control> for StoreActor {
     }
 }
 
+/// A `status` request whose answer is streamed to `client`, the control
+/// connection it came on.
+#[derive(Debug)]
+pub struct StreamStatus(pub UnixStream);
+
+impl Message for StreamStatus {
+    type Result = ();
+}
+
+/// How long the reply waits for a client that stopped reading: the read
+/// transaction it holds keeps redb from reusing the pages it sees.
+const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Handler<StreamStatus> for StoreActor {
+    type Result = ResponseFuture<()>;
+
+    /// Each slice is read on the database thread, in turn with the agent's
+    /// own work, and written to the socket from here at the client's pace.
+    fn handle(
+        &mut self,
+        StreamStatus(mut client): StreamStatus,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let store = self.store.clone();
+        let context = self.context.clone();
+        let db_thread = self.db_thread.clone();
+        Box::pin(async move {
+            let begun = {
+                let store = store.clone();
+                db_thread
+                    .run(move || StatusStream::begin(&store, &context))
+                    .await
+            };
+            let mut stream = match begun {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot begin a status reply");
+                    return;
+                }
+            };
+            // Grown on the database thread, like everything the slices hold.
+            let mut chunk = Vec::new();
+            loop {
+                let store = store.clone();
+                let sliced = db_thread
+                    .run(move || {
+                        chunk.clear();
+                        let more = stream.next_slice(&store, &mut chunk);
+                        (stream, chunk, more)
+                    })
+                    .await;
+                let more;
+                (stream, chunk, more) = match sliced {
+                    Ok(sliced) => sliced,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "status reply failed");
+                        return;
+                    }
+                };
+                match tokio::time::timeout(STATUS_WRITE_TIMEOUT, client.write_all(&chunk)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "control client went away");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!("control client stopped reading; status reply dropped");
+                        return;
+                    }
+                }
+                match more {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "status reply cut short");
+                        return;
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// Carries out a control request against the database. Shared by the daemon
 /// and by the CLI when no daemon is running, so both answer identically.
 pub fn execute(store: &Store, context: &ControlContext, request: &Request) -> Response {
     match request {
-        Request::Status => match StatusReport::collect(store, context) {
-            Ok(report) => Response::Status(Box::new(report)),
-            Err(e) => Response::Error {
-                message: e.to_string(),
-            },
-        },
+        Request::Status => StatusReport::respond(store, context),
         Request::PollNow => match poll_now(store, context, context.clock.now_unix()) {
             Ok(()) => Response::Done {
                 message: if context.daemon_running {

@@ -47,7 +47,7 @@ pub use records::{
     ServerValues, TaskId, TaskKind, TaskRecord,
 };
 pub use schema::SCHEMA_VERSION;
-pub use tx::{ReadTx, Snapshot, WriteTx};
+pub use tx::{After, HeldRead, ReadTx, Snapshot, WriteTx};
 
 use error::RedbResultExt;
 
@@ -229,7 +229,21 @@ impl Store {
         let tx = db.begin_read().at(&self.path)?;
         f(&ReadTx {
             path: &self.path,
-            tx,
+            tx: &tx,
+        })
+    }
+
+    /// Begin a read transaction that the caller keeps across calls (see
+    /// [`HeldRead`]). It also keeps the file's handle: a reopen after a
+    /// failed write waits until it is dropped.
+    pub fn hold_read(&self) -> Result<HeldRead, StoreError> {
+        let db = self.database()?;
+        let Some(db) = db.as_ref() else {
+            return Err(self.closed());
+        };
+        Ok(HeldRead {
+            path: self.path.clone(),
+            tx: db.begin_read().at(&self.path)?,
         })
     }
 

@@ -107,6 +107,26 @@ pub(crate) fn all_str<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Decode the rows of a string-keyed table after `after` (from the first
+/// if `None`), in key order, handing each to `f` until it returns `false`.
+pub(crate) fn each_str_after<T: DeserializeOwned>(
+    path: &Path,
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &str,
+    after: Option<&str>,
+    mut f: impl FnMut(T) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    use std::ops::Bound;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    for row in table.range::<&str>((start, Bound::Unbounded)).at(path)? {
+        let (key, value) = row.at(path)?;
+        if !f(decode(name, &key.value(), value.value())?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Read and decode up to `limit` rows of a u64-keyed table, lowest key first.
 pub(crate) fn first_u64<T: DeserializeOwned>(
     path: &Path,

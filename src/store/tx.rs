@@ -38,8 +38,39 @@ pub struct Snapshot {
 /// A read transaction: a consistent, immutable view of the database.
 pub struct ReadTx<'s> {
     pub(crate) path: &'s Path,
+    pub(crate) tx: &'s redb::ReadTransaction,
+}
+
+/// A read transaction that outlives one call: a consistent view read in
+/// slices, each slice a short job on the database thread (`dmagent status`
+/// streamed at the client's pace). While it is held redb keeps every page
+/// it sees, so hold it for seconds, not hours.
+pub struct HeldRead {
+    pub(crate) path: std::path::PathBuf,
     pub(crate) tx: redb::ReadTransaction,
 }
+
+impl HeldRead {
+    /// The view, for the getters.
+    pub fn view(&self) -> ReadTx<'_> {
+        ReadTx {
+            path: &self.path,
+            tx: &self.tx,
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldRead")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Where a slice of [`ReadTx::packages_after`] and friends starts: after
+/// this key, or at the first row.
+pub type After<'a, K> = Option<&'a K>;
 
 /// A write transaction. Everything done through it becomes visible and
 /// durable together when [`Store::write`](super::Store::write)'s closure
@@ -121,6 +152,50 @@ macro_rules! getters {
                         &key.value(),
                         value.value(),
                     )?)?;
+                }
+                Ok(())
+            }
+
+            /// Packages in ID order from after `after`, handed to `f` one at
+            /// a time until it returns `false`: one slice of a scan that
+            /// resumes where the last one stopped.
+            pub fn packages_after(
+                &self,
+                after: After<'_, str>,
+                f: impl FnMut(PackageRecord) -> Result<bool, StoreError>,
+            ) -> Result<(), StoreError> {
+                let table = self.tx.open_table(PACKAGES).at(self.path)?;
+                tables::each_str_after(self.path, &table, PACKAGES.name(), after, f)
+            }
+
+            /// Tasks in ID order from after `after` (see [`Self::packages_after`]).
+            pub fn tasks_after(
+                &self,
+                after: After<'_, str>,
+                f: impl FnMut(TaskRecord) -> Result<bool, StoreError>,
+            ) -> Result<(), StoreError> {
+                let table = self.tx.open_table(TASKS).at(self.path)?;
+                tables::each_str_after(self.path, &table, TASKS.name(), after, f)
+            }
+
+            /// Outbox items, oldest first, from after sequence number `after`
+            /// (see [`Self::packages_after`]).
+            pub fn outbox_after(
+                &self,
+                after: After<'_, u64>,
+                mut f: impl FnMut(OutboxItem) -> Result<bool, StoreError>,
+            ) -> Result<(), StoreError> {
+                use std::ops::Bound;
+                let table = self.tx.open_table(OUTBOX).at(self.path)?;
+                let start = after.map_or(Bound::Unbounded, |&seq| Bound::Excluded(seq));
+                for row in table
+                    .range::<u64>((start, Bound::Unbounded))
+                    .at(self.path)?
+                {
+                    let (key, value) = row.at(self.path)?;
+                    if !f(tables::decode(OUTBOX.name(), &key.value(), value.value())?)? {
+                        break;
+                    }
                 }
                 Ok(())
             }

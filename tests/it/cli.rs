@@ -227,3 +227,72 @@ fn inventory_prints_what_would_be_sent_without_sending_it() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("FileReport"));
 }
+
+/// A daemon with thousands of packages streams its status reply in slices:
+/// the CLI gets all of it, tasks in due order; and a client that asks and
+/// then stops reading holds up nobody else's request.
+#[test]
+fn daemon_streams_a_large_status_and_a_stalled_reader_blocks_nothing() {
+    use dmagent::store::{PackageRecord, Store, TaskRecord};
+    use std::io::Write as _;
+
+    const PACKAGES: usize = 3_000;
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.state_dir()).expect("state dir");
+    {
+        let store = Store::open(sandbox.state_dir().join("dmagent.redb")).expect("open");
+        store
+            .write(|tx| {
+                for i in 0..PACKAGES {
+                    let id = format!("PKG-{i:05}");
+                    tx.put_package(&PackageRecord::new(&id, 1_000))?;
+                    // Due order is the reverse of ID order.
+                    let due = 4_000_000_000 - i as u64;
+                    tx.put_task(&TaskRecord::download(&id, due, 0, 1_000))?;
+                }
+                Ok(())
+            })
+            .expect("write");
+    }
+    let mut daemon = sandbox.start_daemon();
+
+    // Ask, read nothing: the reply fills the socket buffers and waits.
+    let mut stalled =
+        std::os::unix::net::UnixStream::connect(sandbox.state_dir().join("dmagent.sock"))
+            .expect("connect");
+    stalled
+        .write_all(b"{\"command\":\"status\"}\n")
+        .expect("send request");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let started = Instant::now();
+    let out = sandbox.run(&["poll-now"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "poll-now waited {:?} behind a stalled status reader",
+        started.elapsed()
+    );
+
+    let out = sandbox.run(&["status", "--json"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["daemon_running"], true);
+    let packages = json["packages"].as_array().expect("packages");
+    assert_eq!(packages.len(), PACKAGES);
+    let due: Vec<u64> = json["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["next_due_unix"].as_u64().expect("due"))
+        .collect();
+    assert!(due.len() >= PACKAGES, "{} tasks", due.len());
+    assert!(due.windows(2).all(|w| w[0] <= w[1]), "tasks in due order");
+
+    drop(stalled);
+    let status = terminate(&mut daemon);
+    assert!(
+        status.success(),
+        "daemon exits 0 on SIGTERM, got {status:?}"
+    );
+}
