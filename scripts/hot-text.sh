@@ -76,6 +76,9 @@ poll_interval = "0000-00-00 00:05:00"
 TOML
 start_dm_server hot-text "$work/catalog" 100
 profile reachable reachable "$url"
+# A server that answers 503 with Retry-After, as P3's 10,000-record line has.
+curl -fsS -X PUT --data '{"unavailable_count":1000000,"retry_after_secs":3600}' "$url/admin/faults" >/dev/null
+profile unavailable unavailable "$url"
 
 # Every function that ran (callgrind names a function where it is first
 # defined, as fn= or cfn=), kept if it is a function of the binary.

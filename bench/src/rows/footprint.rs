@@ -139,15 +139,16 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
          idle heap at its default 4 GiB region. New client databases use 256 MiB regions \
          (redb vendored with `set_region_size` public, vendor/redb/PATCHED.md); on \
          2026-12-07 that took the heap of the fresh line from 1164 to 592 KiB and of the \
-         restarted one from 1544 to 544 KiB. If missed, why and what is next: with 10,000 \
-         records the agent idles at about 5.3 MB until it serves `status`; measured by \
-         hand, one `status` (a 3.4 MB reply built in memory: every package's entry, every \
-         task record, one JSON string) takes it to about 8 MB, because glibc, once it has \
-         freed one allocation that large, raises its trim threshold to twice that and keeps \
-         the freed heap. Encoding the reply into 64 KiB pieces instead measured worse \
-         (10.6 MB: all pieces are held at once) and was not kept. Next: stream the report, \
-         one package at a time from the read transaction to the socket, with each package's \
-         task read by key instead of every task record held (the CLI sorts the tasks)."
+         restarted one from 1544 to 544 KiB. With 10,000 records one `status` took the \
+         idle daemon from about 5.3 to 12 MB: its 3.4 MB reply was built whole (every entry, \
+         every task record, one JSON string) and glibc kept the freed heap. The reply is now \
+         streamed in 64 KiB slices from one read transaction held between them, each slice \
+         made on the database thread (no second allocator arena) and written at the client's \
+         pace (`control::status::StatusStream`); that line measured 5.61 MB with it, and \
+         5.37 MB once redb's page cache, which a full scan fills, was cut from 256 to \
+         128 KiB (2026-12-07). `scripts/hot-text.sh` also profiles a poll answered 503. \
+         If missed, what is next: the text the 10,000-record run touches beyond the hot \
+         list (about 300 KiB more of the binary than the fresh line)."
             .into(),
     );
     for (line, map) in ["fresh", "restarted", "10,000 records"].iter().zip(&maps) {
