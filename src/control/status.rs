@@ -36,14 +36,15 @@ pub struct StatusReport {
     /// The image's signature policy and trusted keys (X8), in words.
     #[serde(default)]
     pub trust: String,
+    /// The values the server issued.
+    pub server: ServerStatus,
+    // The fields below are last, in this order, for `StatusStream`'s head.
     /// Packages known to the device.
     pub packages: Vec<PackageStatus>,
     /// Scheduled tasks, earliest first.
     pub tasks: Vec<TaskStatus>,
     /// Undelivered status messages and reports, oldest first.
     pub outbox: Vec<OutboxStatus>,
-    /// The values the server issued.
-    pub server: ServerStatus,
     /// The last write to the client database that failed (disk full, I/O
     /// error), while none has committed since; the agent keeps retrying.
     #[serde(default)]
@@ -149,7 +150,11 @@ impl StatusReport {
                 message: e.to_string(),
             };
         }
-        match serde_json::from_slice::<Response>(&line) {
+        // `from_str`, as the client reads it: one decoder in the binary.
+        let parsed = std::str::from_utf8(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|line| serde_json::from_str::<Response>(line).map_err(|e| e.to_string()));
+        match parsed {
             Ok(mut response) => {
                 if let Response::Status(report) = &mut response {
                     report.sort();
@@ -244,9 +249,9 @@ impl StatusReport {
     }
 }
 
-/// The fields [`StatusStream`] writes as arrays, and the one it writes last;
-/// every other field comes from the head.
-const STREAMED_FIELDS: [&str; 4] = ["packages", "tasks", "outbox", "database_error"];
+/// How the report with no entries ends (see the field order of
+/// [`StatusReport`]); the stream writes the arrays in its place.
+const HEAD_TAIL: &[u8] = br#"[],"tasks":[],"outbox":[],"database_error":null}"#;
 
 /// A slice ends once it holds this much JSON.
 pub const STATUS_SLICE_BYTES: usize = 64 * 1024;
@@ -286,7 +291,8 @@ enum Step {
 struct Reading {
     held: HeldRead,
     why: Why,
-    head: StatusReport,
+    /// The `status` response with an entry-less report.
+    head: Response,
 }
 
 impl StatusStream {
@@ -299,7 +305,7 @@ impl StatusStream {
             let values = held.view().server_values()?;
             Ok(Reading {
                 why: Why::new(context, &values, now, links),
-                head: StatusReport::head(context, &values, now, links),
+                head: Response::Status(Box::new(StatusReport::head(context, &values, now, links))),
                 held,
             })
         });
@@ -335,20 +341,25 @@ impl StatusStream {
                     return Ok(false);
                 }
                 Step::Head(reading) => {
-                    out.extend_from_slice(br#"{"result":"status""#);
-                    if let Ok(serde_json::Value::Object(fields)) =
-                        serde_json::to_value(&reading.head)
-                    {
-                        for (name, value) in fields {
-                            if !STREAMED_FIELDS.contains(&name.as_str()) {
-                                out.push(b',');
-                                json(out, &name);
-                                out.push(b':');
-                                json(out, &value);
-                            }
-                        }
+                    // The head is the report with no entries, whose last
+                    // fields are the empty arrays and the absent error: they
+                    // are cut off and streamed in their place.
+                    let start = out.len();
+                    json(out, &reading.head);
+                    if !out.ends_with(HEAD_TAIL) {
+                        out.truncate(start);
+                        json(
+                            out,
+                            &Response::Error {
+                                message: "the status report's fields are out of order (a bug)"
+                                    .into(),
+                            },
+                        );
+                        out.push(b'\n');
+                        return Ok(false);
                     }
-                    out.extend_from_slice(br#","packages":["#);
+                    out.truncate(out.len() - HEAD_TAIL.len());
+                    out.push(b'[');
                     self.step = Step::Packages(reading, None);
                 }
                 Step::Packages(reading, after) => {
