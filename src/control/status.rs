@@ -268,8 +268,8 @@ pub const STATUS_SLICE_BYTES: usize = 64 * 1024;
 /// Tasks come in ID order; [`StatusReport::sort`] puts them in due order,
 /// which the client does on receipt. A database that cannot be read yields
 /// the report with `database_error` set from a daemon and an `error`
-/// response from the CLI. A read that fails after the first slice cuts the
-/// line short (the client reports an unreadable answer).
+/// response from the CLI. A read that fails after the first slice ends the
+/// lists where they are and says so in `database_error`.
 #[derive(Debug)]
 pub struct StatusStream {
     step: Step,
@@ -365,7 +365,7 @@ impl StatusStream {
                 Step::Packages(reading, after) => {
                     let rx = reading.held.view();
                     let mut last = None;
-                    rx.packages_after(after.as_deref(), |p| {
+                    let read = rx.packages_after(after.as_deref(), |p| {
                         let checkpoint = rx.checkpoint(&p.id)?;
                         let task = rx.task(TaskId::download(&p.id))?;
                         element(out, last.is_none() && after.is_none());
@@ -377,7 +377,11 @@ impl StatusStream {
                         );
                         last = Some(p.id);
                         Ok(out.len() < STATUS_SLICE_BYTES)
-                    })?;
+                    });
+                    if let Err(e) = read {
+                        cut_short(out, br#"],"tasks":[],"outbox":[]"#, store, &e);
+                        return Ok(false);
+                    }
                     if let Some(last) = last {
                         self.step = Step::Packages(reading, Some(last));
                         if out.len() >= STATUS_SLICE_BYTES {
@@ -391,12 +395,16 @@ impl StatusStream {
                 Step::Tasks(reading, after) => {
                     let rx = reading.held.view();
                     let mut last = None;
-                    rx.tasks_after(after.as_deref(), |t| {
+                    let read = rx.tasks_after(after.as_deref(), |t| {
                         element(out, last.is_none() && after.is_none());
                         json(out, &reading.why.task_status(&t));
                         last = Some(t.id.to_string());
                         Ok(out.len() < STATUS_SLICE_BYTES)
-                    })?;
+                    });
+                    if let Err(e) = read {
+                        cut_short(out, br#"],"outbox":[]"#, store, &e);
+                        return Ok(false);
+                    }
                     if let Some(last) = last {
                         self.step = Step::Tasks(reading, Some(last));
                         if out.len() >= STATUS_SLICE_BYTES {
@@ -410,12 +418,16 @@ impl StatusStream {
                 Step::Outbox(reading, after) => {
                     let rx = reading.held.view();
                     let mut last = None;
-                    rx.outbox_after(after.as_ref(), |item| {
+                    let read = rx.outbox_after(after.as_ref(), |item| {
                         element(out, last.is_none() && after.is_none());
                         json(out, &outbox_status(&item));
                         last = Some(item.seq);
                         Ok(out.len() < STATUS_SLICE_BYTES)
-                    })?;
+                    });
+                    if let Err(e) = read {
+                        cut_short(out, br#"]"#, store, &e);
+                        return Ok(false);
+                    }
                     if let Some(last) = last {
                         self.step = Step::Outbox(reading, Some(last));
                         if out.len() >= STATUS_SLICE_BYTES {
@@ -432,6 +444,22 @@ impl StatusStream {
             }
         }
     }
+}
+
+/// Ends a reply whose read failed after its head was sent: `tail` closes
+/// the open array and the empty ones after it, and `database_error` says
+/// the lists are incomplete and why. (After a failed write redb refuses
+/// every read of the handle it happened on until the store reopens it,
+/// and a held read transaction is on that handle.)
+fn cut_short(out: &mut Vec<u8>, tail: &[u8], store: &Store, e: &StoreError) {
+    out.extend_from_slice(tail);
+    out.extend_from_slice(br#","database_error":"#);
+    let message = format!(
+        "the lists above are incomplete: reading the client database failed: {e}; last failed write: {}",
+        store.write_error().unwrap_or_else(|| "none".into())
+    );
+    json(out, &message);
+    out.extend_from_slice(b"}\n");
 }
 
 /// Starts an array element: a comma before all but the first.
