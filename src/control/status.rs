@@ -133,10 +133,8 @@ impl StatusReport {
             chunk.clear();
             let more = stream.next_slice(store, &mut chunk);
             out.write_all(&chunk)?;
-            match more {
-                Ok(true) => {}
-                Ok(false) => return out.flush(),
-                Err(e) => return Err(io::Error::other(e)),
+            if !more {
+                return out.flush();
             }
         }
     }
@@ -280,10 +278,45 @@ enum Step {
     /// The first slice: the whole answer when the database cannot be read.
     Failed(Box<Response>),
     Head(Box<Reading>),
-    Packages(Box<Reading>, Option<String>),
-    Tasks(Box<Reading>, Option<String>),
-    Outbox(Box<Reading>, Option<u64>),
+    /// Inside `list`'s array, after the entry with key `after` (if any).
+    List(Box<Reading>, List, Option<Key>),
     Done,
+}
+
+/// The arrays of the reply, in the order they are written (the order of
+/// the fields of [`StatusReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Packages,
+    Tasks,
+    Outbox,
+}
+
+impl List {
+    const ALL: [List; 3] = [List::Packages, List::Tasks, List::Outbox];
+
+    fn name(self) -> &'static str {
+        match self {
+            List::Packages => "packages",
+            List::Tasks => "tasks",
+            List::Outbox => "outbox",
+        }
+    }
+
+    /// The arrays after this one.
+    fn rest(self) -> impl Iterator<Item = List> {
+        List::ALL
+            .into_iter()
+            .skip_while(move |l| *l != self)
+            .skip(1)
+    }
+}
+
+/// Where a list's scan resumes: a package or task ID, or an outbox sequence.
+#[derive(Debug)]
+enum Key {
+    Id(String),
+    Seq(u64),
 }
 
 /// What the slices after the first are read with.
@@ -330,15 +363,16 @@ impl StatusStream {
     }
 
     /// Appends the next slice, about [`STATUS_SLICE_BYTES`] of it, to `out`:
-    /// `Ok(true)` while more follows. Blocking (it reads the database).
-    pub fn next_slice(&mut self, store: &Store, out: &mut Vec<u8>) -> Result<bool, StoreError> {
+    /// `true` while more follows. Blocking (it reads the database). Every
+    /// slice sequence ends in a whole line, whatever fails.
+    pub fn next_slice(&mut self, store: &Store, out: &mut Vec<u8>) -> bool {
         loop {
             match std::mem::replace(&mut self.step, Step::Done) {
-                Step::Done => return Ok(false),
+                Step::Done => return false,
                 Step::Failed(response) => {
                     json(out, &*response);
                     out.push(b'\n');
-                    return Ok(false);
+                    return false;
                 }
                 Step::Head(reading) => {
                     // The head is the report with no entries, whose last
@@ -356,103 +390,102 @@ impl StatusStream {
                             },
                         );
                         out.push(b'\n');
-                        return Ok(false);
+                        return false;
                     }
                     out.truncate(out.len() - HEAD_TAIL.len());
                     out.push(b'[');
-                    self.step = Step::Packages(reading, None);
+                    self.step = Step::List(reading, List::Packages, None);
                 }
-                Step::Packages(reading, after) => {
-                    let rx = reading.held.view();
-                    let mut last = None;
-                    let read = rx.packages_after(after.as_deref(), |p| {
-                        let checkpoint = rx.checkpoint(&p.id)?;
-                        let task = rx.task(TaskId::download(&p.id))?;
-                        element(out, last.is_none() && after.is_none());
-                        json(
-                            out,
-                            &reading
-                                .why
-                                .package_status(&p, checkpoint.as_ref(), task.as_ref()),
-                        );
-                        last = Some(p.id);
-                        Ok(out.len() < STATUS_SLICE_BYTES)
-                    });
-                    if let Err(e) = read {
-                        cut_short(out, br#"],"tasks":[],"outbox":[]"#, store, &e);
-                        return Ok(false);
+                Step::List(reading, list, after) => match reading.fill(list, after, out) {
+                    Err(e) => {
+                        cut_short(out, list, store, &e);
+                        return false;
                     }
-                    if let Some(last) = last {
-                        self.step = Step::Packages(reading, Some(last));
+                    Ok(Some(last)) => {
+                        self.step = Step::List(reading, list, Some(last));
                         if out.len() >= STATUS_SLICE_BYTES {
-                            return Ok(true);
+                            return true;
                         }
-                    } else {
-                        out.extend_from_slice(br#"],"tasks":["#);
-                        self.step = Step::Tasks(reading, None);
                     }
-                }
-                Step::Tasks(reading, after) => {
-                    let rx = reading.held.view();
-                    let mut last = None;
-                    let read = rx.tasks_after(after.as_deref(), |t| {
-                        element(out, last.is_none() && after.is_none());
-                        json(out, &reading.why.task_status(&t));
-                        last = Some(t.id.to_string());
-                        Ok(out.len() < STATUS_SLICE_BYTES)
-                    });
-                    if let Err(e) = read {
-                        cut_short(out, br#"],"outbox":[]"#, store, &e);
-                        return Ok(false);
-                    }
-                    if let Some(last) = last {
-                        self.step = Step::Tasks(reading, Some(last));
-                        if out.len() >= STATUS_SLICE_BYTES {
-                            return Ok(true);
+                    Ok(None) => match list.rest().next() {
+                        Some(next) => {
+                            out.extend_from_slice(format!(r#"],"{}":["#, next.name()).as_bytes());
+                            self.step = Step::List(reading, next, None);
                         }
-                    } else {
-                        out.extend_from_slice(br#"],"outbox":["#);
-                        self.step = Step::Outbox(reading, None);
-                    }
-                }
-                Step::Outbox(reading, after) => {
-                    let rx = reading.held.view();
-                    let mut last = None;
-                    let read = rx.outbox_after(after.as_ref(), |item| {
-                        element(out, last.is_none() && after.is_none());
-                        json(out, &outbox_status(&item));
-                        last = Some(item.seq);
-                        Ok(out.len() < STATUS_SLICE_BYTES)
-                    });
-                    if let Err(e) = read {
-                        cut_short(out, br#"]"#, store, &e);
-                        return Ok(false);
-                    }
-                    if let Some(last) = last {
-                        self.step = Step::Outbox(reading, Some(last));
-                        if out.len() >= STATUS_SLICE_BYTES {
-                            return Ok(true);
+                        None => {
+                            drop(reading);
+                            out.extend_from_slice(br#"],"database_error":"#);
+                            json(out, &store.write_error());
+                            out.extend_from_slice(b"}\n");
+                            return false;
                         }
-                    } else {
-                        drop(reading);
-                        out.extend_from_slice(br#"],"database_error":"#);
-                        json(out, &store.write_error());
-                        out.extend_from_slice(b"}\n");
-                        return Ok(false);
-                    }
-                }
+                    },
+                },
             }
         }
     }
 }
 
-/// Ends a reply whose read failed after its head was sent: `tail` closes
-/// the open array and the empty ones after it, and `database_error` says
-/// the lists are incomplete and why. (After a failed write redb refuses
-/// every read of the handle it happened on until the store reopens it,
-/// and a held read transaction is on that handle.)
-fn cut_short(out: &mut Vec<u8>, tail: &[u8], store: &Store, e: &StoreError) {
-    out.extend_from_slice(tail);
+impl Reading {
+    /// Appends the entries of `list` after `after` until the slice is full
+    /// or the list ends; the key of the last one appended (`None`: the list
+    /// had no more).
+    fn fill(
+        &self,
+        list: List,
+        after: Option<Key>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Key>, StoreError> {
+        let rx = self.held.view();
+        let mut first = after.is_none();
+        let mut last = None;
+        match list {
+            List::Packages => rx.packages_after(id(&after), |p| {
+                let checkpoint = rx.checkpoint(&p.id)?;
+                let task = rx.task(TaskId::download(&p.id))?;
+                let entry = self
+                    .why
+                    .package_status(&p, checkpoint.as_ref(), task.as_ref());
+                last = Some(Key::Id(p.id));
+                Ok(push(out, &mut first, &entry))
+            })?,
+            List::Tasks => rx.tasks_after(id(&after), |t| {
+                last = Some(Key::Id(t.id.to_string()));
+                Ok(push(out, &mut first, &self.why.task_status(&t)))
+            })?,
+            List::Outbox => {
+                let seq = match after {
+                    Some(Key::Seq(seq)) => Some(seq),
+                    _ => None,
+                };
+                rx.outbox_after(seq.as_ref(), |item| {
+                    last = Some(Key::Seq(item.seq));
+                    Ok(push(out, &mut first, &outbox_status(&item)))
+                })?
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// The ID a package or task scan resumes after.
+fn id(after: &Option<Key>) -> Option<&str> {
+    match after {
+        Some(Key::Id(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Ends a reply whose read failed after its head was sent: closes `list`'s
+/// array, writes the arrays after it empty, and says in `database_error`
+/// that the lists are incomplete and why. (After a failed write redb refuses
+/// every read of the handle it happened on until the store reopens it, and
+/// a held read transaction is on that handle.)
+fn cut_short(out: &mut Vec<u8>, list: List, store: &Store, e: &StoreError) {
+    out.push(b']');
+    for rest in list.rest() {
+        out.extend_from_slice(format!(r#","{}":[]"#, rest.name()).as_bytes());
+    }
     out.extend_from_slice(br#","database_error":"#);
     let message = format!(
         "the lists above are incomplete: reading the client database failed: {e}; last failed write: {}",
@@ -462,11 +495,14 @@ fn cut_short(out: &mut Vec<u8>, tail: &[u8], store: &Store, e: &StoreError) {
     out.extend_from_slice(b"}\n");
 }
 
-/// Starts an array element: a comma before all but the first.
-fn element(out: &mut Vec<u8>, first: bool) {
-    if !first {
+/// Appends one array element (a comma before all but the first); whether
+/// the slice has room for more.
+fn push(out: &mut Vec<u8>, first: &mut bool, entry: &impl Serialize) -> bool {
+    if !std::mem::replace(first, false) {
         out.push(b',');
     }
+    json(out, entry);
+    out.len() < STATUS_SLICE_BYTES
 }
 
 /// Appends `value` as JSON. Into a `Vec` this fails only for types the
@@ -816,7 +852,7 @@ mod tests {
         let mut slices = 0;
         loop {
             let mut slice = Vec::new();
-            let more = stream.next_slice(&store, &mut slice).expect("slice");
+            let more = stream.next_slice(&store, &mut slice);
             slices += 1;
             assert!(
                 slice.len() < STATUS_SLICE_BYTES + 4_096,

@@ -163,13 +163,8 @@ impl Handler<StreamStatus> for StoreActor {
                         return;
                     }
                 }
-                match more {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "status reply cut short");
-                        return;
-                    }
+                if !more {
+                    return;
                 }
             }
         })
