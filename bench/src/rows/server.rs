@@ -432,6 +432,32 @@ pub(super) fn poll_catalog(dir: &Path) -> anyhow::Result<Catalog> {
 /// Polls per second from 1,000 simulated devices (wrk, 1,000 keep-alive
 /// connections) against dm-server and against nginx returning the same
 /// bytes, interleaved.
+/// `runs` samples of `script` against dm-server and nginx, alternating which
+/// goes first so drift hits both alike: each side's results, in run order.
+fn alternating(
+    runs: usize,
+    script: &Path,
+    server_url: &str,
+    nginx_url: &str,
+    what: &str,
+) -> anyhow::Result<[Vec<WrkResult>; 2]> {
+    let mut results = [Vec::new(), Vec::new()];
+    for run in 0..runs {
+        let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let (url, name) = [(server_url, "dm-server"), (nginx_url, "nginx")][side];
+            let r = wrk(script, url, SAMPLE_SECS)
+                .with_context(|| format!("{name} sample {}{what}", run + 1))?;
+            eprintln!(
+                "   {name:<9} {:.0} polls/s, p99 {:.1} ms{what}",
+                r.requests_per_s, r.latency_p99_ms
+            );
+            results[side].push(r);
+        }
+    }
+    Ok(results)
+}
+
 pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
     let mut row = Row::new(P8, P8_TITLE);
     let (soft, hard) = nofile_limits().context("reading /proc/self/limits")?;
@@ -518,35 +544,15 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
     let mut dm_p99 = Samples::new("ms");
     let mut ng_p99 = Samples::new("ms");
     let mut dm_requests = 0;
-    for run in 0..ctx.runs {
-        // Alternate which side goes first so drift hits both alike.
-        let order: [bool; 2] = if run % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for is_server in order {
-            if is_server {
-                let r = wrk(&script, &server_url, SAMPLE_SECS)
-                    .with_context(|| format!("dm-server sample {}", run + 1))?;
-                eprintln!(
-                    "   dm-server {:.0} polls/s, p99 {:.1} ms",
-                    r.requests_per_s, r.latency_p99_ms
-                );
-                dm.push(r.requests_per_s);
-                dm_p99.push(r.latency_p99_ms);
-                dm_requests += r.requests;
-            } else {
-                let r = wrk(&script, &nginx_url, SAMPLE_SECS)
-                    .with_context(|| format!("nginx sample {}", run + 1))?;
-                eprintln!(
-                    "   nginx     {:.0} polls/s, p99 {:.1} ms",
-                    r.requests_per_s, r.latency_p99_ms
-                );
-                ng.push(r.requests_per_s);
-                ng_p99.push(r.latency_p99_ms);
-            }
-        }
+    let [dm_runs, ng_runs] = alternating(ctx.runs, &script, &server_url, &nginx_url, "")?;
+    for r in &dm_runs {
+        dm.push(r.requests_per_s);
+        dm_p99.push(r.latency_p99_ms);
+        dm_requests += r.requests;
+    }
+    for r in &ng_runs {
+        ng.push(r.requests_per_s);
+        ng_p99.push(r.latency_p99_ms);
     }
     // Rarely polling devices: so many that a device polls again only after
     // its record was written out and dropped from memory, so that every
@@ -564,27 +570,10 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
     wrk(&rare_script, &nginx_url, 2).context("nginx warm-up, rarely polling devices")?;
     let mut rare_dm = Samples::new("polls/s");
     let mut rare_ng = Samples::new("polls/s");
-    for run in 0..ctx.runs {
-        let order: [bool; 2] = if run % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for is_server in order {
-            let (url, side, samples) = if is_server {
-                (&server_url, "dm-server", &mut rare_dm)
-            } else {
-                (&nginx_url, "nginx", &mut rare_ng)
-            };
-            let r = wrk(&rare_script, url, SAMPLE_SECS)
-                .with_context(|| format!("{side} sample {}, rarely polling devices", run + 1))?;
-            eprintln!(
-                "   {side:<9} {:.0} polls/s ({RARE_DEVICES} devices)",
-                r.requests_per_s
-            );
-            samples.push(r.requests_per_s);
-        }
-    }
+    let what = format!(" ({RARE_DEVICES} rarely polling devices)");
+    let [dm_runs, ng_runs] = alternating(ctx.runs, &rare_script, &server_url, &nginx_url, &what)?;
+    dm_runs.iter().for_each(|r| rare_dm.push(r.requests_per_s));
+    ng_runs.iter().for_each(|r| rare_ng.push(r.requests_per_s));
     // Seconds between two polls of one device at the measured rate.
     let revisit_secs = RARE_DEVICES as f64 / rare_dm.median();
 
