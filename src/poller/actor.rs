@@ -107,12 +107,12 @@ async fn poll_cycle(context: &Arc<AgentContext>) -> Result<Summary, AgentError> 
     let stored = context.db(|s| s.package_states()).await?;
     let plan = reconcile(&stored, response.applicable_packages.as_ref());
     let mut summary = Summary::default();
-    for id in plan.remove {
-        remove_package(context, &id).await?;
+    for id in plan.remove.iter() {
+        remove_package(context, id).await?;
         summary.removed += 1;
     }
-    for id in plan.request {
-        request_instructions(context, &url, &id).await?;
+    for id in plan.request.iter() {
+        request_instructions(context, &url, id).await?;
         summary.requested += 1;
     }
     Ok(summary)

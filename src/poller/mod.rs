@@ -9,36 +9,50 @@
 //! `ApplicablePackages` changes nothing; a present but empty one removes all.
 
 pub mod actor;
+mod package_table;
 pub mod schedule;
 
+use package_table::{Entry, PackageTable};
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use foldhash::fast::RandomState;
 
 use crate::protocol::{Connection, DevicePoll, Identification, ManagementSystem, PackageList};
 use crate::store::{PackageState, PackageStates};
 
-/// What one poll response asks of the client database.
+/// What one poll response asks of the client database. Each list is one
+/// buffer, as the poll's own list is: a first poll of a 10,000-package
+/// catalog asks for 10,000 packages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reconcile {
     /// Package IDs to send an instruction request for, in list order.
-    pub request: Vec<String>,
-    /// Stored package IDs to remove (record, task, checkpoint, partial files).
-    pub remove: Vec<String>,
+    pub request: PackageList,
+    /// Stored package IDs to remove (record, task, checkpoint, partial
+    /// files), in ID order.
+    pub remove: PackageList,
 }
 
 /// Package IDs compare exactly, except GUID-shaped ones, which compare
 /// case-insensitively (part A §5.5).
 pub fn same_package(a: &str, b: &str) -> bool {
+    same_id(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_package`] on the IDs' bytes.
+#[inline(always)]
+fn same_id(a: &[u8], b: &[u8]) -> bool {
     a == b || (is_guid(a) && is_guid(b) && a.eq_ignore_ascii_case(b))
 }
 
 /// `8-4-4-4-12` hex digits, optionally inside braces.
-fn is_guid(id: &str) -> bool {
-    let id = id.trim_start_matches('{').trim_end_matches('}');
+fn is_guid(id: &[u8]) -> bool {
+    let mut id = id;
+    while let [b'{', rest @ ..] = id {
+        id = rest;
+    }
+    while let [rest @ .., b'}'] = id {
+        id = rest;
+    }
     id.len() == 36
-        && id.bytes().enumerate().all(|(i, c)| match i {
+        && id.iter().enumerate().all(|(i, &c)| match i {
             8 | 13 | 18 | 23 => c == b'-',
             _ => c.is_ascii_hexdigit(),
         })
@@ -48,7 +62,7 @@ fn is_guid(id: &str) -> bool {
 /// other ID as it is. Two IDs are the same package exactly when their keys
 /// are equal, so the comparison can use hash tables instead of comparing
 /// every pair.
-fn key(id: &str) -> Cow<'_, str> {
+fn key(id: &[u8]) -> Cow<'_, [u8]> {
     if has_ascii_lowercase(id) && is_guid(id) {
         Cow::Owned(id.to_ascii_uppercase())
     } else {
@@ -56,9 +70,9 @@ fn key(id: &str) -> Cow<'_, str> {
     }
 }
 
-/// Whether `s` has a byte in `a..=z`, eight bytes at a time (package IDs
-/// are mostly upper case: this is what most of them cost).
-fn has_ascii_lowercase(s: &str) -> bool {
+/// Whether `bytes` has one in `a..=z`, eight at a time (package IDs are
+/// mostly upper case: this is what most of them cost).
+fn has_ascii_lowercase(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const LOW7: u64 = ONES * 0x7F;
     const HIGH: u64 = ONES * 0x80;
@@ -71,7 +85,6 @@ fn has_ascii_lowercase(s: &str) -> bool {
             & low.wrapping_add(ONES * (0x7F - 0x60))
             & HIGH
     };
-    let bytes = s.as_bytes();
     let mut rest = bytes;
     while let Some((word, after)) = rest.split_first_chunk::<8>() {
         if between(u64::from_le_bytes(*word)) != 0 {
@@ -91,62 +104,89 @@ fn has_ascii_lowercase(s: &str) -> bool {
 /// states, from the package index).
 ///
 /// Linear in the sizes of both lists: the stored packages go into a hash
-/// table once, and each listed ID is looked up once.
+/// table once, by [`key`], and each listed ID is looked up once. A listed
+/// ID is first looked up as it is, which is its key unless it is a GUID
+/// with a lower-case letter: only an ID not found that way costs [`key`]
+/// (a pass over its bytes) and a second lookup. Both lists are read in
+/// place, by index, as bytes: a poll of 10,000 packages allocates the
+/// table (256 KiB) and little else.
 pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconcile {
     let Some(listed) = listed else {
         return Reconcile::default();
     };
-    let stored: Vec<(&str, PackageState)> = stored.iter().collect();
+    let Some(mut table) = PackageTable::with_room(stored.len() + listed.len()) else {
+        // More than 2^31 packages: no document under the size cap lists them.
+        return Reconcile::default();
+    };
+    let stored_id = |i: u32| stored.get_bytes(i as usize).map_or(&[][..], |(id, _)| id);
+    let listed_id = |k: u32| listed.get_bytes(k as usize).unwrap_or_default();
     // The first stored record of each ID (IDs that differ only in the case
     // of a GUID are one package), and for every record the index of that
     // first one.
-    // foldhash: a seeded hash several times cheaper than SipHash on IDs.
-    let mut first: HashMap<Cow<'_, str>, usize, RandomState> =
-        HashMap::with_capacity_and_hasher(stored.len(), RandomState::default());
-    let first_of: Vec<usize> = stored
-        .iter()
-        .enumerate()
-        .map(|(i, &(id, _))| *first.entry(key(id)).or_insert(i))
-        .collect();
-    let mut listed_stored = vec![false; stored.len()];
-    let mut listed_new: HashSet<Cow<'_, str>, RandomState> = HashSet::default();
-    let mut request = Vec::new();
-    for id in listed.iter() {
+    // Boxed slices: indexing a `Vec` is a call at the size-optimised level.
+    let mut first_of: Box<[u32]> = vec![0; stored.len()].into_boxed_slice();
+    for (i, first_of) in (0u32..).zip(first_of.iter_mut()) {
+        let id = stored_id(i);
+        let hash = table.hash(&key(id));
+        let first = table.find_or_add(hash, Some(Entry::Stored(i)), |e| match e {
+            Entry::Stored(j) => same_id(stored_id(j), id),
+            Entry::Listed(_) => false,
+        });
+        *first_of = match first {
+            Some(Entry::Stored(j)) => j,
+            _ => i,
+        };
+    }
+    let mut listed_stored: Box<[bool]> = vec![false; stored.len()].into_boxed_slice();
+    let mut request = PackageList::new();
+    for k in (0u32..).take(listed.len()) {
+        let id = listed_id(k);
         if id.is_empty() {
             continue;
         }
-        let key = key(id);
-        match first.get(&key) {
-            None => {
-                if listed_new.insert(key) {
-                    request.push(id.to_owned());
-                }
+        let same = |e: Entry| match e {
+            Entry::Stored(j) => same_id(stored_id(j), id),
+            Entry::Listed(j) => same_id(listed_id(j), id),
+        };
+        let mut found = table.find_or_add(table.hash(id), None, same);
+        if found.is_none() {
+            // Not under its own spelling: look again under its key, and
+            // add it there as new if it is not there either.
+            let hash = table.hash(&key(id));
+            found = table.find_or_add(hash, Some(Entry::Listed(k)), same);
+            if found.is_none() {
+                request.push(&String::from_utf8_lossy(id));
+                continue;
             }
-            Some(&i) => {
-                if std::mem::replace(&mut listed_stored[i], true) {
-                    continue; // listed twice
-                }
-                let (stored_id, state) = stored[i];
-                // Instructions never arrived, or the download failed for
-                // good: ask again (once per poll).
-                if matches!(
-                    state,
-                    PackageState::AwaitingInstructions | PackageState::Failed
-                ) {
-                    request.push(stored_id.to_owned());
-                }
+        }
+        if let Some(Entry::Stored(i)) = found {
+            if std::mem::replace(&mut listed_stored[i as usize], true) {
+                continue; // listed twice
+            }
+            // Instructions never arrived, or the download failed for
+            // good: ask again (once per poll).
+            if let Some((id, PackageState::AwaitingInstructions | PackageState::Failed)) =
+                stored.get_bytes(i as usize)
+            {
+                request.push(&String::from_utf8_lossy(id));
             }
         }
     }
-    let remove = stored
-        .iter()
-        .zip(&first_of)
-        .filter(|(_, &f)| !listed_stored[f])
-        .map(|(&(id, _), _)| id.to_owned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+    let mut remove: Vec<&[u8]> = (0u32..)
+        .zip(first_of.iter())
+        .filter(|&(_, &f)| !listed_stored[f as usize])
+        .map(|(i, _)| stored_id(i))
         .collect();
-    Reconcile { request, remove }
+    remove.sort_unstable();
+    remove.dedup();
+    Reconcile {
+        request,
+        // Whole IDs cut from a `str`: UTF-8, so borrowed, not copied.
+        remove: remove
+            .iter()
+            .map(|id| String::from_utf8_lossy(id))
+            .collect(),
+    }
 }
 
 /// The DevicePoll document this agent sends: its identity, this machine's
@@ -181,6 +221,7 @@ pub fn device_poll(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn stored(id: &str, state: PackageState) -> (String, PackageState) {
         (id.to_owned(), state)
@@ -202,8 +243,8 @@ mod tests {
             stored("GONE", PackageState::Installed),
         ]);
         let r = reconcile(&db, Some(&listed(&["A", "B", "NEW"])));
-        assert_eq!(r.request, ["NEW"]);
-        assert_eq!(r.remove, ["GONE"]);
+        assert_eq!(r.request, listed(&["NEW"]));
+        assert_eq!(r.remove, listed(&["GONE"]));
     }
 
     #[test]
@@ -211,7 +252,7 @@ mod tests {
         let db = db([stored("A", PackageState::Installed)]);
         assert_eq!(reconcile(&db, None), Reconcile::default());
         let r = reconcile(&db, Some(&PackageList::new()));
-        assert_eq!(r.remove, ["A"]);
+        assert_eq!(r.remove, listed(&["A"]));
         assert!(r.request.is_empty());
     }
 
@@ -220,7 +261,7 @@ mod tests {
         let guid = "9A437CA5-5B17-4486-9E87-260742074A72";
         let db = db([stored(&guid.to_lowercase(), PackageState::Installed)]);
         let r = reconcile(&db, Some(&listed(&[guid, guid, "x", "x"])));
-        assert_eq!(r.request, ["x"]);
+        assert_eq!(r.request, listed(&["x"]));
         assert!(
             r.remove.is_empty(),
             "the GUID is the same package in another case"
@@ -239,7 +280,7 @@ mod tests {
             stored("D", PackageState::Downloading),
         ]);
         let r = reconcile(&db, Some(&listed(&["F", "W", "D"])));
-        assert_eq!(r.request, ["F", "W"]);
+        assert_eq!(r.request, listed(&["F", "W"]));
         assert!(r.remove.is_empty());
     }
 
@@ -247,7 +288,7 @@ mod tests {
     /// the hash-table version must agree with.
     fn reconcile_pairwise(stored: &[(String, PackageState)], listed: &PackageList) -> Reconcile {
         let mut seen: Vec<&str> = Vec::new();
-        let mut request = Vec::new();
+        let mut request = PackageList::new();
         for id in listed.iter() {
             if id.is_empty() || seen.iter().any(|s| same_package(s, id)) {
                 continue;
@@ -257,9 +298,9 @@ mod tests {
                 .iter()
                 .find(|(stored_id, _)| same_package(stored_id, id))
             {
-                None => request.push(id.to_owned()),
+                None => request.push(id),
                 Some((stored_id, PackageState::AwaitingInstructions | PackageState::Failed)) => {
-                    request.push(stored_id.clone())
+                    request.push(stored_id)
                 }
                 Some(_) => {}
             }
@@ -282,7 +323,7 @@ mod tests {
                 s[pos] = b;
                 let s = String::from_utf8_lossy(&s);
                 assert_eq!(
-                    has_ascii_lowercase(&s),
+                    has_ascii_lowercase(s.as_bytes()),
                     s.bytes().any(|c| c.is_ascii_lowercase()),
                     "{s:?}"
                 );
@@ -328,7 +369,11 @@ mod tests {
         }
         for a in &ids {
             for b in &ids {
-                assert_eq!(key(a) == key(b), same_package(a, b), "{a} {b}");
+                assert_eq!(
+                    key(a.as_bytes()) == key(b.as_bytes()),
+                    same_package(a, b),
+                    "{a} {b}"
+                );
             }
         }
     }

@@ -164,6 +164,17 @@ impl PackageList {
         PackageList::default()
     }
 
+    /// Room for every ID that `bytes` of XML could list, so that the list
+    /// never grows by copying itself. The room is address space until it is
+    /// written: an allocation this large is mapped on demand, so only the
+    /// pages the IDs fill become resident.
+    pub(crate) fn reserve_within(&mut self, bytes: usize) {
+        // The shortest element: `<Package ID=""/>`.
+        const SHORTEST: usize = 16;
+        self.ids.reserve(bytes);
+        self.ends.reserve(bytes / SHORTEST + 1);
+    }
+
     /// Appends one ID.
     pub fn push(&mut self, id: &str) {
         self.ids.push_str(id);
@@ -178,6 +189,16 @@ impl PackageList {
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+
+    /// ID `k` as bytes (see `PackageStates::get_bytes`).
+    #[inline(always)]
+    pub(crate) fn get_bytes(&self, k: usize) -> Option<&[u8]> {
+        let start = match k.checked_sub(1) {
+            Some(before) => *self.ends.get(before)?,
+            None => 0,
+        };
+        self.ids.as_bytes().get(start..*self.ends.get(k)?)
     }
 
     /// The IDs in document order.
@@ -381,6 +402,7 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
             }
             "ApplicablePackages" => {
                 let list = out.applicable_packages.get_or_insert_with(PackageList::new);
+                list.reserve_within(p.unread_len());
                 // `<Package ID="..."/>` as servers write it is read straight
                 // from the input (benchmark P7); anything else, one child at
                 // a time by the general path.

@@ -90,19 +90,26 @@ impl<'a> Tag<'a> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
+// The word tests below are a few instructions each and run on every byte
+// of every plain value: always inlined, as the size-optimised level would
+// otherwise call them (benchmark P7).
+
 /// For each byte of `x`, the high bit set if the byte is below `n` (for
 /// n <= 0x80), or equal to `c` in [`equal`]. Borrows only run upwards from
 /// a byte that is a hit, so the lowest set bit is always exact.
+#[inline(always)]
 fn below(x: u64, n: u8) -> u64 {
     x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
 }
 
+#[inline(always)]
 fn equal(x: u64, c: u8) -> u64 {
     below(x ^ (ONES * u64::from(c)), 1)
 }
 
 /// Bytes that may not appear in a value used as it is: outside printable
 /// ASCII (0x20..=0x7E), `&` and `<`.
+#[inline(always)]
 fn not_plain(x: u64) -> u64 {
     (x & HIGH) | below(x, 0x20) | equal(x, 0x7F) | equal(x, b'&') | equal(x, b'<')
 }
@@ -151,6 +158,52 @@ fn plain_attr(raw: &str) -> bool {
         rest = after;
     }
     rest.iter().all(|&b| is_plain_byte(b))
+}
+
+/// `s` without leading and trailing spaces (`str::trim_matches(' ')`, which
+/// at the size-optimised level is a call per character).
+fn trim_spaces(s: &str) -> &str {
+    let b = s.as_bytes();
+    let (mut start, mut end) = (0, b.len());
+    while start < end && b[start] == b' ' {
+        start += 1;
+    }
+    while end > start && b[end - 1] == b' ' {
+        end -= 1;
+    }
+    // Both bounds are next to an ASCII space or at an end of `s`.
+    s.get(start..end).unwrap_or(s)
+}
+
+/// A fixed prefix that [`XmlIn::plain_run`] matches once per element: of
+/// 8 to 16 bytes (`<Package ID="` has 13), as two overlapping words, which
+/// costs less than a call to `memcmp`.
+struct Prefix {
+    bytes: Vec<u8>,
+    words: Option<(u64, u64)>,
+}
+
+impl Prefix {
+    fn new(bytes: Vec<u8>) -> Self {
+        let words = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(first), Some(last)) if bytes.len() <= 16 => {
+                Some((u64::from_ne_bytes(*first), u64::from_ne_bytes(*last)))
+            }
+            _ => None,
+        };
+        Prefix { bytes, words }
+    }
+
+    /// `s` after the prefix, if it starts with it.
+    fn strip<'s>(&self, s: &'s [u8]) -> Option<&'s [u8]> {
+        let Some((first, last)) = self.words else {
+            return s.strip_prefix(&self.bytes[..]);
+        };
+        let (head, rest) = s.split_at_checked(self.bytes.len())?;
+        let same = u64::from_ne_bytes(*head.first_chunk::<8>()?) == first
+            && u64::from_ne_bytes(*head.last_chunk::<8>()?) == last;
+        same.then_some(rest)
+    }
 }
 
 fn is_space(b: u8) -> bool {
@@ -219,7 +272,7 @@ fn plain_attrs<'a>(raw: &'a str, max: usize, tag: &mut Tag<'a>) -> bool {
             continue;
         }
         let local = key.split_once(':').map_or(key, |(_, l)| l);
-        tag.inline[kept] = (local, value.trim_matches(' '));
+        tag.inline[kept] = (local, trim_spaces(value));
         kept += 1;
     }
     tag.inline_len = kept;
@@ -624,6 +677,12 @@ impl<'a> XmlIn<'a> {
         }
     }
 
+    /// Bytes of the input not read yet: an upper bound on what any value
+    /// still to come can hold.
+    pub(crate) fn unread_len(&self) -> usize {
+        self.reader.get_ref().len()
+    }
+
     /// The dedicated path for long lists (a catalog's `ApplicablePackages`):
     /// reads the children of the current element straight from the input
     /// for as long as each is whitespace and then an empty element `<name …/>`
@@ -643,7 +702,7 @@ impl<'a> XmlIn<'a> {
         // The form every encoder writes, `<name attr="`, value, `"/>`, is
         // matched as bytes; any other form of the tag goes through
         // `plain_attrs`.
-        let exact = [b"<", name.as_bytes(), b" ", attr.as_bytes(), b"=\""].concat();
+        let exact = Prefix::new([b"<", name.as_bytes(), b" ", attr.as_bytes(), b"=\""].concat());
         let name = name.as_bytes();
         let mut done = 0;
         loop {
@@ -654,12 +713,14 @@ impl<'a> XmlIn<'a> {
             let Some(tail) = rest.get(i..) else {
                 break;
             };
-            if let Some(value) = tail.strip_prefix(&exact[..]) {
-                if let Some(len) = memchr::memchr(b'"', value) {
+            if let Some(value) = exact.strip(tail) {
+                // One pass finds the closing quote and checks the value is
+                // plain (a short value costs memchr more than it saves).
+                if let Some(len) = plain_until(value, b'"') {
                     if value[len + 1..].starts_with(b"/>") && len <= self.limits.max_string {
-                        if let Some(v) = self.in_input(&value[..len]).filter(|v| plain_attr(v)) {
-                            each(v.trim_matches(' '));
-                            done = i + exact.len() + len + 3;
+                        if let Some(v) = self.in_input(&value[..len]) {
+                            each(trim_spaces(v));
+                            done = i + exact.bytes.len() + len + 3;
                             continue;
                         }
                     }
