@@ -1054,3 +1054,42 @@ fn report_digests_need_no_migration_of_a_schema_2_database() -> TestResult {
     assert_eq!(store.report_digest(ReportType::MachineInventory)?, None);
     Ok(())
 }
+
+/// A fleet-sized index: 10,000 GUIDs fill the `u16`-keyed index's 256 rows
+/// into more leaves than one branch page of redb's debug layout check could
+/// hold before vendor/redb was patched (it panicked in debug builds only).
+#[test]
+fn a_package_index_of_ten_thousand_guids_writes_and_reads_back() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(db_path(&dir))?;
+    let mut x: u64 = 0x5EED;
+    let ids: Vec<String> = (0..10_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!(
+                "{:08X}-{:04X}-4{:03X}-8{:03X}-{:012X}",
+                x >> 32,
+                (x >> 16) & 0xFFFF,
+                x & 0xFFF,
+                (x >> 20) & 0xFFF,
+                x & 0xFFFF_FFFF_FFFF
+            )
+        })
+        .collect();
+    store.write(|tx| {
+        for id in &ids {
+            tx.put_package(&PackageRecord::new(id.as_str(), 1_700_000_000))?;
+        }
+        Ok(())
+    })?;
+    let states = store.package_states()?;
+    let mut read: Vec<&str> = states.iter().map(|(id, _)| id).collect();
+    read.sort_unstable();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    want.dedup();
+    assert_eq!(read, want);
+    Ok(())
+}
