@@ -6,10 +6,13 @@
 #
 # Builds the release binary with its symbols (DMAGENT_KEEP_SYMBOLS, same code
 # and symbol names as the stripped one) in target/hot-text and runs it under
-# callgrind three times: with the management server unreachable on a new
-# database, again on the database the first run left (a restart), and against
-# dm-server with an empty catalog (polls answered, nothing to install). Each
-# run ends a few seconds after one `dmagent status` was served. Every function
+# callgrind five times: with the management server unreachable on a new
+# database, again on the database the first run left (a restart), against
+# dm-server with an empty catalog (polls answered, nothing to install), with
+# its polls answered 503, and on P7's client database of 10,000 package
+# records (made by `dm-bench --client-db`) with its polls answered 503, as
+# P3's third line runs it. Each run ends a few seconds after one
+# `dmagent status` was served. Every function
 # of the binary that ran goes into the list twice: by its exact name, which
 # packs exactly those functions first, and with its hashes replaced by
 # wildcards, which still matches after a toolchain, profile or dependency
@@ -25,6 +28,7 @@ target="$root/target/hot-text"
 CARGO_TARGET_DIR="$target" DMAGENT_KEEP_SYMBOLS=1 \
     cargo build -q --release -p dmagent --locked --manifest-path "$root/Cargo.toml"
 cargo build -q -p dm-server --locked --manifest-path "$root/Cargo.toml"
+cargo build -q --release -p dm-bench --locked --manifest-path "$root/Cargo.toml"
 bin="$target/release/dmagent"
 work="$(mktemp -d)"
 pid=""
@@ -79,6 +83,9 @@ profile reachable reachable "$url"
 # A server that answers 503 with Retry-After, as P3's 10,000-record line has.
 curl -fsS -X PUT --data '{"unavailable_count":1000000,"retry_after_secs":3600}' "$url/admin/faults" >/dev/null
 profile unavailable unavailable "$url"
+mkdir -p "$work/records/state"
+"$root/target/release/dm-bench" --client-db "$work/records/state/dmagent.redb"
+profile records records "$url"
 
 # Every function that ran (callgrind names a function where it is first
 # defined, as fn= or cfn=), kept if it is a function of the binary.

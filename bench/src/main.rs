@@ -41,10 +41,24 @@ struct Args {
     /// The command recorded in the report as the way to rerun it.
     #[arg(long, default_value = "bench/run")]
     command: String,
+    /// Only write P7's client database of 10,000 package records to this
+    /// file (it must not exist) and exit: what scripts/hot-text.sh profiles
+    /// the agent on.
+    #[arg(long, value_name = "PATH")]
+    client_db: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.client_db {
+        return match rows::write_client_database(path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dm-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let ctx = match Ctx::new(args.runs, args.work.as_deref()) {
         Ok(c) => c,
         Err(e) => {

@@ -29,3 +29,20 @@ pub const ALL: &[(&str, &str, Measure)] = &[
     (startup::P10, startup::P10_TITLE, startup::p10),
     (fleet::P11, fleet::P11_TITLE, fleet::p11),
 ];
+
+/// Writes P7's client database of 10,000 package records to `path`, which
+/// must not exist yet (`dm-bench --client-db`).
+pub fn write_client_database(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    anyhow::ensure!(!path.exists(), "{} exists already", path.display());
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let scratch = tempfile::tempdir_in(parent)
+        .with_context(|| format!("making a scratch directory in {}", parent.display()))?;
+    let made = scratch.path().join("records.redb");
+    decode::client_database(&made)?;
+    std::fs::rename(&made, path)
+        .with_context(|| format!("moving the database to {}", path.display()))
+}
