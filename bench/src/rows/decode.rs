@@ -307,6 +307,17 @@ fn poll(bytes: &[u8], store: &Store) -> Reconcile {
     reconcile(&stored, response.applicable_packages.as_ref())
 }
 
+/// Minor page faults of this process so far (`/proc/self/stat`, field 10).
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let after_name = stat.rsplit_once(')')?.1;
+            after_name.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Iterations per sample so that a sample lasts at least [`SAMPLE`].
 fn iterations(mut f: impl FnMut()) -> u32 {
     f();
@@ -376,13 +387,17 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
     let mut s_decode = Samples::new("ms");
     let mut s_read = Samples::new("ms");
     let mut s_cmp = Samples::new("ms");
+    // Page faults of the whole, per poll (what its sum of parts leaves out).
+    let mut poll_faults = 0;
     for i in 0..ctx.runs {
         s_scan.push(sample(n_scan, || {
             black_box(scan(black_box(bytes)));
         }));
+        let faults = minor_faults();
         s_poll.push(sample(n_poll, || {
             black_box(poll(black_box(bytes), store));
         }));
+        poll_faults += minor_faults().saturating_sub(faults);
         s_decode.push(sample(n_decode, || {
             black_box(decode(black_box(bytes)));
         }));
@@ -401,16 +416,19 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
     let base = s_scan.median();
     let ratio = s_poll.median() / base;
     let part = |s: &Samples| fmt_num(s.median() / base);
+    let faults_per_poll = poll_faults as f64 / (f64::from(n_poll) * ctx.runs as f64);
     row.notes.push(format!(
         "Breakdown, each as a ratio to the scan's median: decode {}×, database read {}×, \
          compare {}× (medians {} / {} / {} ms; iterations per sample: scan {n_scan}, whole \
-         {n_poll}, decode {n_decode}, read {n_read}, compare {n_cmp}).",
+         {n_poll}, decode {n_decode}, read {n_read}, compare {n_cmp}). The whole took {} \
+         minor page faults per poll (`/proc/self/stat`).",
         part(&s_decode),
         part(&s_read),
         part(&s_cmp),
         fmt_num(s_decode.median()),
         fmt_num(s_read.median()),
         fmt_num(s_cmp.median()),
+        fmt_num(faults_per_poll),
     ));
     row.notes.push(format!(
         "Workload: a PollResponse made by the agent's own encoder ({} bytes: ClientSettings, \
@@ -443,21 +461,27 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
         bytes.len() / 1024
     ));
     row.notes.push(
-        "Both sides run in the release profile the agent ships with, which optimises for \
-         size (opt-level \"z\", for P4); at \"s\" this row measured about 4.9× (2.8 ms). \
-         Decode has a dedicated path for runs of plain `<Package ID=\"…\"/>` in \
-         `ApplicablePackages` (`XmlIn::plain_run`), with the same caps; it went from 2.09 to \
-         0.58 ms and the whole from 3.71 to 2.14 ms (5.14× to 3.28×, 2026-12-07). \
-         If the goal is missed, why and what is next: the compare (`poller::reconcile`, a \
-         hash table over the stored IDs) is the largest part, and the whole is about \
-         0.3 ms above the sum of its parts. A profile (perf, symbols kept, 2026-12-07) shows \
-         the compare waiting on memory, not computing: in an open-addressing table of \
-         one-word slots (tag and entry, strings compared only when tags agree) a third of \
-         the lookup's samples sit on the slot load and the stored ID's load, each an L2 \
-         access into ~1 MB of tables and IDs; it measured 0.81 ms against 0.79 for the \
-         `HashMap` and was not kept, as an earlier one was not. Next: a cache-conscious \
-         join (partition both lists by hash into L1-sized groups, then compare within each \
-         group), and pre-sizing the decoded list."
+        "Both sides run in the release profile the agent ships with (opt-level \"z\", for \
+         P4), where a slice or `Vec` index and any small helper not marked \
+         `#[inline(always)]` is a call. Decode: runs of plain `<Package ID=\"…\"/>` go by a \
+         dedicated path (`XmlIn::plain_run`) with the same caps, and one word-at-a-time pass \
+         finds the closing quote and checks the value is plain (2026-12-07: 0.58 to 0.40 ms; \
+         `memchr` on a 36-byte value and a per-character trim were a third of it). Compare \
+         (`poller::reconcile`): an open-addressing table of one-word slots (32 hash bits and \
+         the entry, `poller::package_table`), both lists read in place by index as bytes, the \
+         requests and the removals one buffer each; a listed ID costs `key()` (case folding \
+         of GUIDs) only when it is not found as spelled. A poll of this size allocates the \
+         table (256 KiB) and little else beside the two lists; before, a \
+         `HashMap<Cow<str>, usize>` (540 KiB), two vectors of slices (400 KiB) and a string \
+         per request and removal. If the goal is missed, why and what is next: the whole is \
+         above the sum of its parts by its page faults. glibc gives the freed heap back at \
+         the end of each poll (its trim threshold) and the next poll faults it in again, at \
+         about 1 µs a page (the breakdown above gives the count); the scan allocates \
+         nothing. Most of those pages are the IDs, copied twice (~360 KiB each: the decoded \
+         list and the index read). Next: a decoded list that refers to the response body, \
+         which is resident anyway, instead of copying its IDs; and index entries that say \
+         whether an ID needs case folding (a schema change), which saves `key()` on every \
+         stored ID (about 80 µs here)."
             .into(),
     );
     row.lines.push(Line {
