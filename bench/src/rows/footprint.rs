@@ -146,9 +146,16 @@ pub fn p3(ctx: &Ctx) -> anyhow::Result<Row> {
          made on the database thread (no second allocator arena) and written at the client's \
          pace (`control::status::StatusStream`); that line measured 5.61 MB with it, and \
          5.37 MB once redb's page cache, which a full scan fills, was cut from 256 to \
-         128 KiB (2026-12-07). `scripts/hot-text.sh` also profiles a poll answered 503. \
-         If missed, what is next: the text the 10,000-record run touches beyond the hot \
-         list (about 300 KiB more of the binary than the fresh line)."
+         128 KiB (2026-12-07). `scripts/hot-text.sh` also profiles a poll answered 503, \
+         and the agent on this 10,000-record database (`dm-bench --client-db`), so the code \
+         that reads and streams 10,000 records is packed with the rest of the idle code: \
+         that took the third line's dmagent text from 2664 to 2156 KiB and the line from \
+         5.42 to 4.80 MB (2026-12-07). File-backed pages also vary with what the page cache \
+         holds: the kernel maps up to 64 KiB around each page fault of a mapped file when \
+         those pages are cached (fault-around), so libc's share moves by ~100 KiB between \
+         runs. If missed, what is next: the same packing for libc is not ours to do; \
+         `madvise(MADV_RANDOM)` on the agent's own text would stop fault-around there, but \
+         needs `unsafe` outside the plugin host."
             .into(),
     );
     for (line, map) in ["fresh", "restarted", "10,000 records"].iter().zip(&maps) {
