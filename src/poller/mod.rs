@@ -115,7 +115,7 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
         return Reconcile::default();
     };
     let Some(mut table) = PackageTable::with_room(stored.len() + listed.len()) else {
-        // More than 2^31 packages: no document under the size cap lists them.
+        // 2^30 packages or more: no document under the size cap lists them.
         return Reconcile::default();
     };
     let stored_id = |i: u32| stored.get_bytes(i as usize).map_or(&[][..], |(id, _)| id);
