@@ -467,14 +467,15 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
          dedicated path (`XmlIn::plain_run`) with the same caps, and one word-at-a-time pass \
          finds the closing quote and checks the value is plain (2026-12-07: 0.58 to 0.40 ms; \
          `memchr` on a 36-byte value and a per-character trim were a third of it). Compare \
-         (`poller::reconcile`): an open-addressing table of one-word slots (32 hash bits and \
-         the entry, `poller::package_table`), both lists read in place by index as bytes, the \
+         (`poller::reconcile`): an open-addressing table of `u32` slots (the entry and as many \
+         hash bits as it leaves, `poller::package_table`), both lists read in place by index as bytes, the \
          requests and the removals one buffer each; a listed ID costs `key()` (case folding \
          of GUIDs) only when it is not found as spelled. A poll of this size allocates the \
-         table (256 KiB) and little else beside the two lists; before, a \
+         table (128 KiB) and little else beside the two lists; before, a \
          `HashMap<Cow<str>, usize>` (540 KiB), two vectors of slices (400 KiB) and a string \
-         per request and removal. If the goal is missed, why and what is next: the whole is \
-         above the sum of its parts by its page faults. glibc gives the freed heap back at \
+         per request and removal. If the goal is missed, why and what is next: the sum of the \
+         parts alone is about 2.1× the scan (the compare takes as long as the scan: 20,000 \
+         table operations), and the whole adds its page faults. glibc gives the freed heap back at \
          the end of each poll (its trim threshold) and the next poll faults it in again, at \
          about 1 µs a page (the breakdown above gives the count); the scan allocates \
          nothing. Most of those pages are the IDs, copied twice (~360 KiB each: the decoded \
