@@ -109,7 +109,7 @@ fn has_ascii_lowercase(bytes: &[u8]) -> bool {
 /// with a lower-case letter: only an ID not found that way costs [`key`]
 /// (a pass over its bytes) and a second lookup. Both lists are read in
 /// place, by index, as bytes: a poll of 10,000 packages allocates the
-/// table (256 KiB) and little else.
+/// table (128 KiB) and little else.
 pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconcile {
     let Some(listed) = listed else {
         return Reconcile::default();
@@ -148,11 +148,15 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
             Entry::Stored(j) => same_id(stored_id(j), id),
             Entry::Listed(j) => same_id(listed_id(j), id),
         };
-        let mut found = table.find_or_add(table.hash(id), None, same);
+        let spelled = table.hash(id);
+        let mut found = table.find_or_add(spelled, None, same);
         if found.is_none() {
             // Not under its own spelling: look again under its key, and
             // add it there as new if it is not there either.
-            let hash = table.hash(&key(id));
+            let hash = match key(id) {
+                Cow::Borrowed(_) => spelled,
+                Cow::Owned(folded) => table.hash(&folded),
+            };
             found = table.find_or_add(hash, Some(Entry::Listed(k)), same);
             if found.is_none() {
                 request.push(&String::from_utf8_lossy(id));

@@ -175,37 +175,6 @@ fn trim_spaces(s: &str) -> &str {
     s.get(start..end).unwrap_or(s)
 }
 
-/// A fixed prefix that [`XmlIn::plain_run`] matches once per element: of
-/// 8 to 16 bytes (`<Package ID="` has 13), as two overlapping words, which
-/// costs less than a call to `memcmp`.
-struct Prefix {
-    bytes: Vec<u8>,
-    words: Option<(u64, u64)>,
-}
-
-impl Prefix {
-    fn new(bytes: Vec<u8>) -> Self {
-        let words = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
-            (Some(first), Some(last)) if bytes.len() <= 16 => {
-                Some((u64::from_ne_bytes(*first), u64::from_ne_bytes(*last)))
-            }
-            _ => None,
-        };
-        Prefix { bytes, words }
-    }
-
-    /// `s` after the prefix, if it starts with it.
-    fn strip<'s>(&self, s: &'s [u8]) -> Option<&'s [u8]> {
-        let Some((first, last)) = self.words else {
-            return s.strip_prefix(&self.bytes[..]);
-        };
-        let (head, rest) = s.split_at_checked(self.bytes.len())?;
-        let same = u64::from_ne_bytes(*head.first_chunk::<8>()?) == first
-            && u64::from_ne_bytes(*head.last_chunk::<8>()?) == last;
-        same.then_some(rest)
-    }
-}
-
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
@@ -702,7 +671,7 @@ impl<'a> XmlIn<'a> {
         // The form every encoder writes, `<name attr="`, value, `"/>`, is
         // matched as bytes; any other form of the tag goes through
         // `plain_attrs`.
-        let exact = Prefix::new([b"<", name.as_bytes(), b" ", attr.as_bytes(), b"=\""].concat());
+        let exact = [b"<", name.as_bytes(), b" ", attr.as_bytes(), b"=\""].concat();
         let name = name.as_bytes();
         let mut done = 0;
         loop {
@@ -713,14 +682,14 @@ impl<'a> XmlIn<'a> {
             let Some(tail) = rest.get(i..) else {
                 break;
             };
-            if let Some(value) = exact.strip(tail) {
+            if let Some(value) = tail.strip_prefix(&exact[..]) {
                 // One pass finds the closing quote and checks the value is
                 // plain (a short value costs memchr more than it saves).
                 if let Some(len) = plain_until(value, b'"') {
                     if value[len + 1..].starts_with(b"/>") && len <= self.limits.max_string {
                         if let Some(v) = self.in_input(&value[..len]) {
                             each(trim_spaces(v));
-                            done = i + exact.bytes.len() + len + 3;
+                            done = i + exact.len() + len + 3;
                             continue;
                         }
                     }
