@@ -101,7 +101,7 @@ async fn poll_cycle(context: &Arc<AgentContext>) -> Result<Summary, AgentError> 
         .await?;
     // The server-issued values are committed before the body is processed.
     persist_issued(context, &exchange).await?;
-    let response = PollResponse::decode(&exchange.body)?;
+    let response = PollResponse::decode_shared(&exchange.body)?;
     apply_settings(context, &response).await?;
 
     let stored = context.db(|s| s.package_states()).await?;

@@ -159,7 +159,7 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
             };
             found = table.find_or_add(hash, Some(Entry::Listed(k)), same);
             if found.is_none() {
-                request.push(&String::from_utf8_lossy(id));
+                request.push(listed.get(k as usize).unwrap_or_default());
                 continue;
             }
         }
@@ -170,26 +170,22 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
             // Instructions never arrived, or the download failed for
             // good: ask again (once per poll).
             if let Some((id, PackageState::AwaitingInstructions | PackageState::Failed)) =
-                stored.get_bytes(i as usize)
+                stored.get(i as usize)
             {
-                request.push(&String::from_utf8_lossy(id));
+                request.push(id);
             }
         }
     }
-    let mut remove: Vec<&[u8]> = (0u32..)
+    let mut remove: Vec<&str> = (0..first_of.len())
         .zip(first_of.iter())
         .filter(|&(_, &f)| !listed_stored[f as usize])
-        .map(|(i, _)| stored_id(i))
+        .filter_map(|(i, _)| stored.get(i).map(|(id, _)| id))
         .collect();
     remove.sort_unstable();
     remove.dedup();
     Reconcile {
         request,
-        // Whole IDs cut from a `str`: UTF-8, so borrowed, not copied.
-        remove: remove
-            .iter()
-            .map(|id| String::from_utf8_lossy(id))
-            .collect(),
+        remove: remove.into_iter().collect(),
     }
 }
 

@@ -128,6 +128,24 @@ document!(
     |p, t| poll::read_poll_response(&mut p)?,
     poll::write_poll_response
 );
+
+impl PollResponse {
+    /// [`Document::decode`] of a body the caller holds as a shared buffer
+    /// (as the transport hands it over): the package list refers to the
+    /// body instead of copying its IDs.
+    pub fn decode_shared(body: &bytes::Bytes) -> Result<Self, DecodeError> {
+        Self::decode_shared_with(body, &Limits::default())
+    }
+
+    /// [`Self::decode_shared`] with explicit limits.
+    pub fn decode_shared_with(body: &bytes::Bytes, limits: &Limits) -> Result<Self, DecodeError> {
+        let mut p = xml::XmlIn::new_shared(body, limits)?;
+        p.root(Self::ROOT)?;
+        let value = poll::read_poll_response(&mut p)?;
+        p.finish()?;
+        Ok(value)
+    }
+}
 document!(
     InstructionsRequest,
     "InstructionsRequest",

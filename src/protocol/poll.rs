@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// The poll request: who the device is.
@@ -149,19 +150,47 @@ pub struct PackageRef {
     pub id: String,
 }
 
-/// `ApplicablePackages`: the listed package IDs in document order, kept in
-/// one buffer (a catalog of 10,000 packages is two allocations, not 10,000).
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// `ApplicablePackages`: the listed package IDs in document order.
+///
+/// Decoded from a response body ([`PollResponse::decode_shared`]), the list
+/// refers to the body for every ID the body spells as it is, which is all
+/// of them as servers write them: a catalog of 10,000 packages costs the
+/// spans (80 KiB), not a second copy of its IDs (~360 KiB, whose fresh
+/// pages were most of a poll's page faults, benchmark P7). IDs with a
+/// character reference, and IDs pushed one by one, are kept in one buffer
+/// of the list's own.
+#[derive(Clone, Default)]
 pub struct PackageList {
-    ids: String,
-    /// End of each ID in `ids`.
-    ends: Vec<usize>,
+    /// The document the IDs were decoded from (empty when not shared).
+    text: Bytes,
+    /// IDs that are not spelled out in `text`.
+    own: String,
+    /// Start and end of each ID: in `own` when the start has [`OWN`] set,
+    /// else in `text`.
+    spans: Vec<(u32, u32)>,
 }
+
+/// The bit of a span's start that puts it in [`PackageList::own`].
+const OWN: u32 = 1 << 31;
 
 impl PackageList {
     /// An empty list.
     pub fn new() -> Self {
         PackageList::default()
+    }
+
+    /// An empty list whose [`push`](Self::push)es of slices of `text`
+    /// refer to it instead of copying (a text of 2 GiB or more is not
+    /// shared: its offsets would not fit).
+    pub(crate) fn sharing(text: Bytes) -> Self {
+        PackageList {
+            text: if text.len() < OWN as usize {
+                text
+            } else {
+                Bytes::new()
+            },
+            ..PackageList::default()
+        }
     }
 
     /// Room for every ID that `bytes` of XML could list, so that the list
@@ -171,44 +200,92 @@ impl PackageList {
     pub(crate) fn reserve_within(&mut self, bytes: usize) {
         // The shortest element: `<Package ID=""/>`.
         const SHORTEST: usize = 16;
-        self.ids.reserve(bytes);
-        self.ends.reserve(bytes / SHORTEST + 1);
+        if self.text.is_empty() {
+            self.own.reserve(bytes);
+        }
+        self.spans.reserve(bytes / SHORTEST + 1);
     }
 
-    /// Appends one ID.
+    /// Appends one ID: a span of the shared text when `id` is a slice of
+    /// it, else a copy.
+    ///
+    /// # Panics
+    ///
+    /// Past 2 GiB of copied IDs (a decoded list copies at most its
+    /// document, and [`Limits::max_size`](super::Limits::max_size) caps that).
     pub fn push(&mut self, id: &str) {
-        self.ids.push_str(id);
-        self.ends.push(self.ids.len());
+        let text = self.text.as_ptr_range();
+        let at = (id.as_ptr() as usize).wrapping_sub(text.start as usize);
+        if at <= self.text.len() && id.len() <= self.text.len() - at && !self.text.is_empty() {
+            // `text` is under 2 GiB: both ends fit below `OWN`.
+            self.spans.push((at as u32, (at + id.len()) as u32));
+            return;
+        }
+        let start = self.own.len();
+        self.own.push_str(id);
+        let end = u32::try_from(self.own.len())
+            .ok()
+            .filter(|&end| end < OWN)
+            .expect("less than 2 GiB of copied package IDs");
+        self.spans.push((start as u32 | OWN, end));
     }
 
     /// How many IDs (duplicates included).
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     /// ID `k` as bytes (see `PackageStates::get_bytes`).
     #[inline(always)]
     pub(crate) fn get_bytes(&self, k: usize) -> Option<&[u8]> {
-        let start = match k.checked_sub(1) {
-            Some(before) => *self.ends.get(before)?,
-            None => 0,
-        };
-        self.ids.as_bytes().get(start..*self.ends.get(k)?)
+        let &(start, end) = self.spans.get(k)?;
+        if start & OWN == 0 {
+            self.text.get(start as usize..end as usize)
+        } else {
+            self.own
+                .as_bytes()
+                .get((start & !OWN) as usize..end as usize)
+        }
+    }
+
+    /// ID `k`.
+    pub fn get(&self, k: usize) -> Option<&str> {
+        // Every span is the bytes of a `str` that `push` was given.
+        std::str::from_utf8(self.get_bytes(k)?).ok()
     }
 
     /// The IDs in document order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let id = &self.ids[start..end];
-            start = end;
-            id
-        })
+        (0..self.len()).map(|k| self.get(k).unwrap_or_default())
+    }
+
+    /// How many bytes of IDs the list holds a copy of (not shared).
+    pub fn copied_bytes(&self) -> usize {
+        self.own.len()
+    }
+}
+
+/// Lists are equal when they list the same IDs in the same order, however
+/// each is kept.
+impl PartialEq for PackageList {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for PackageList {}
+
+impl std::hash::Hash for PackageList {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.len());
+        for id in self.iter() {
+            id.hash(state);
+        }
     }
 }
 
@@ -401,7 +478,10 @@ pub(crate) fn read_poll_response(p: &mut XmlIn<'_>) -> Result<PollResponse> {
                 read_settings_section(p, &tag, settings)?;
             }
             "ApplicablePackages" => {
-                let list = out.applicable_packages.get_or_insert_with(PackageList::new);
+                let list = out.applicable_packages.get_or_insert_with(|| {
+                    p.shared()
+                        .map_or_else(PackageList::new, PackageList::sharing)
+                });
                 list.reserve_within(p.unread_len());
                 // `<Package ID="..."/>` as servers write it is read straight
                 // from the input (benchmark P7); anything else, one child at
@@ -557,5 +637,59 @@ pub(crate) fn write_poll_response(x: &PollResponse, w: &mut XmlOut) {
             w.empty("Package", &[("ID", Some(id))]);
         }
         w.close("ApplicablePackages");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Document;
+
+    fn doc(packages: &str) -> Bytes {
+        Bytes::from(format!(
+            "<PollResponse xmlns=\"{}\"><ApplicablePackages>{packages}</ApplicablePackages></PollResponse>",
+            crate::protocol::NAMESPACE
+        ))
+    }
+
+    #[test]
+    fn a_shared_decode_refers_to_the_body_and_reads_as_a_copying_one() {
+        let plain =
+            doc(r#"<Package ID="A"/> <Package ID="9A437CA5-5B17-4486-9E87-260742074A72"/>"#);
+        let shared = PollResponse::decode_shared(&plain).expect("decodes");
+        let list = shared.applicable_packages.as_ref().expect("listed");
+        assert_eq!(
+            list.copied_bytes(),
+            0,
+            "every ID is spelled out in the body"
+        );
+        assert_eq!(shared, PollResponse::decode(&plain).expect("decodes"));
+
+        // A reference cannot be a slice of the body: that ID is copied.
+        let mixed = doc(r#"<Package ID="A&amp;B"/><Package ID="C"/><Package ID = 'D' ></Package>"#);
+        let shared = PollResponse::decode_shared(&mixed).expect("decodes");
+        let list = shared.applicable_packages.as_ref().expect("listed");
+        assert_eq!(list.iter().collect::<Vec<_>>(), ["A&B", "C", "D"]);
+        assert!(list.copied_bytes() >= 3, "{}", list.copied_bytes());
+        assert_eq!(shared, PollResponse::decode(&mixed).expect("decodes"));
+        assert_eq!(list.get(1), Some("C"));
+        assert_eq!(list.get(3), None);
+    }
+
+    #[test]
+    fn lists_compare_and_hash_by_their_ids_however_kept() {
+        use std::hash::BuildHasher;
+        let body = Bytes::from_static(b"xAByCD");
+        let mut shared = PackageList::sharing(body.clone());
+        let text = std::str::from_utf8(&body).expect("ascii");
+        shared.push(&text[1..3]);
+        shared.push("CD"); // not a slice of the body: copied
+        assert_eq!(shared.copied_bytes(), 2);
+        let copied: PackageList = ["AB", "CD"].iter().collect();
+        assert_eq!(shared, copied);
+        let h = std::hash::RandomState::new();
+        assert_eq!(h.hash_one(&shared), h.hash_one(&copied));
+        assert_ne!(shared, ["AB"].iter().collect::<PackageList>());
+        assert_ne!(shared, ["AB", "C", "D"].iter().collect::<PackageList>());
     }
 }

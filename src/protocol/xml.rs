@@ -389,6 +389,10 @@ pub(crate) struct XmlIn<'a> {
     /// Bytes [`Self::plain_run`] read past the reader, which does not count
     /// them in its positions.
     skipped: u64,
+    /// The input as a shared buffer, when the caller has one: decoded
+    /// values may then refer to it instead of copying (see
+    /// [`PackageList`](super::PackageList)).
+    shared: Option<bytes::Bytes>,
 }
 
 impl std::fmt::Debug for XmlIn<'_> {
@@ -431,7 +435,21 @@ impl<'a> XmlIn<'a> {
             stack: Vec::new(),
             pending_empty: false,
             skipped: 0,
+            shared: None,
         })
+    }
+
+    /// [`Self::new`] on a shared buffer, which [`Self::shared`] then hands
+    /// out.
+    pub(crate) fn new_shared(bytes: &'a bytes::Bytes, limits: &Limits) -> Result<Self> {
+        let mut p = XmlIn::new(bytes, limits)?;
+        p.shared = Some(bytes.clone());
+        Ok(p)
+    }
+
+    /// The input as a shared buffer, if it is one.
+    pub(crate) fn shared(&self) -> Option<bytes::Bytes> {
+        self.shared.clone()
     }
 
     /// The path of the current element.

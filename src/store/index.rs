@@ -256,6 +256,16 @@ impl PackageStates {
         ))
     }
 
+    /// The ID of package `i` and its state.
+    pub fn get(&self, i: usize) -> Option<(&str, PackageState)> {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.entries.get(before)?.0,
+            None => 0,
+        };
+        let &(end, state) = self.entries.get(i)?;
+        Some((self.ids.get(start as usize..end as usize)?, state))
+    }
+
     /// ID and state of each package.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, PackageState)> + '_ {
         let mut start = 0;

@@ -24,8 +24,9 @@ pub struct Transport {
 pub struct Exchange {
     /// The HTTP status.
     pub status: u16,
-    /// The body, at most `max_response_bytes`.
-    pub body: Vec<u8>,
+    /// The body, at most `max_response_bytes`, shared: a decoded poll
+    /// response's package list refers to it.
+    pub body: bytes::Bytes,
     /// A new `X-Device-Timestamp`, if the server issued one.
     pub timestamp: Option<String>,
     /// A new `X-Device-Auth`, if the server issued one.
@@ -258,7 +259,7 @@ impl Transport {
         }
         Ok(Exchange {
             status,
-            body,
+            body: body.into(),
             timestamp,
             auth,
         })
