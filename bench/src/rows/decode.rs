@@ -453,7 +453,8 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
         plan.remove.len(),
     ));
     row.notes.push(format!(
-        "Measured: `PollResponse::decode` with the production `Limits` (nothing raised), \
+        "Measured: `PollResponse::decode_shared` of the body as a shared `Bytes` (as the \
+         transport hands it over) with the production `Limits` (nothing raised), \
          `Store::package_states` (the package index: IDs and states, not the full records) \
          and `poller::reconcile`, exactly as `poller::actor::poll_cycle` calls them, per poll. \
          Limits: the {} KiB document is under the 4 MiB size cap (`Limits::max_size`, and \
@@ -480,16 +481,19 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
          of GUIDs) only when it is not found as spelled. A poll of this size allocates the \
          table (128 KiB) and little else beside the two lists; before, a \
          `HashMap<Cow<str>, usize>` (540 KiB), two vectors of slices (400 KiB) and a string \
-         per request and removal. If the goal is missed, why and what is next: the sum of the \
-         parts alone is about 2.1× the scan (the compare takes as long as the scan: 20,000 \
-         table operations), and the whole adds its page faults. glibc gives the freed heap back at \
-         the end of each poll (its trim threshold) and the next poll faults it in again, at \
-         about 1 µs a page (the breakdown above gives the count); the scan allocates \
-         nothing. Most of those pages are the IDs, copied twice (~360 KiB each: the decoded \
-         list and the index read). Next: a decoded list that refers to the response body, \
-         which is resident anyway, instead of copying its IDs; and index entries that say \
+         per request and removal. The decoded list refers to the response body (a \
+         `bytes::Bytes` the transport hands over) for every ID spelled out in it, and \
+         copies only IDs with a character reference: before (2026-12-07), its copy of the \
+         IDs (~360 KiB) lifted the poll's heap over glibc's trim threshold, and every poll \
+         gave ~180 pages back and faulted them in again (about 0.25 ms of 1.55). Margin: \
+         met, but thinly. The scan's own time varies most between runs (0.75 to 0.94 ms on \
+         2026-12-07), and with the best sample of each instead of the medians the whole is \
+         about 2.1× the scan (a scratch harness, same code). Next: index entries that say \
          whether an ID needs case folding (a schema change), which saves `key()` on every \
-         stored ID (about 80 µs here)."
+         stored ID (about 50 µs), and the compare's table operations outside the \
+         size-optimised level (a crate of its own at opt-level 3, as sha2 is: the decode \
+         went from 0.41 to 0.28 ms when all of dmagent was built that way, which P4 cannot \
+         afford)."
             .into(),
     );
     row.lines.push(Line {
