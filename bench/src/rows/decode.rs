@@ -485,9 +485,10 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
          `bytes::Bytes` the transport hands over) for every ID spelled out in it, and \
          copies only IDs with a character reference: before (2026-12-07), its copy of the \
          IDs (~360 KiB) lifted the poll's heap over glibc's trim threshold, and every poll \
-         gave ~180 pages back and faulted them in again (about 0.25 ms of 1.55). Margin: \
-         met, but thinly. The scan's own time varies most between runs (0.75 to 0.94 ms on \
-         2026-12-07), and with the best sample of each instead of the medians the whole is \
+         gave ~180 pages back and faulted them in again (about 0.25 ms of 1.55). If the goal \
+         is missed, why: the whole now has no page faults, and is the sum of its parts, \
+         about 2.05-2.2× the scan; runs on 2026-12-07 after this change gave 1.71× (a slow \
+         scan: 0.75-0.94 ms) and 2.29× (per run 2.12-2.44×), and the best sample of each is \
          about 2.1× the scan (a scratch harness, same code). Next: index entries that say \
          whether an ID needs case folding (a schema change), which saves `key()` on every \
          stored ID (about 50 µs), and the compare's table operations outside the \
