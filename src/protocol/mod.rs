@@ -92,16 +92,22 @@ pub fn root_element_name_with(bytes: &[u8], limits: &Limits) -> Result<String, D
 
 macro_rules! document {
     ($ty:ty, $root:literal, |$p:ident, $tag:ident| $read:expr, $write:path $(, $attrs:path)?) => {
+        impl $ty {
+            /// The whole document from `p`: root, content, nothing after.
+            fn read_whole(mut $p: xml::XmlIn<'_>) -> Result<Self, DecodeError> {
+                #[allow(unused_variables)]
+                let $tag = $p.root(<Self as Document>::ROOT)?;
+                let value = $read;
+                $p.finish()?;
+                Ok(value)
+            }
+        }
+
         impl Document for $ty {
             const ROOT: &'static str = $root;
 
             fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
-                let mut $p = xml::XmlIn::new(bytes, limits)?;
-                #[allow(unused_variables)]
-                let $tag = $p.root(Self::ROOT)?;
-                let value = $read;
-                $p.finish()?;
-                Ok(value)
+                <$ty>::read_whole(xml::XmlIn::new(bytes, limits)?)
             }
 
             fn encode_string(&self) -> String {
@@ -139,11 +145,7 @@ impl PollResponse {
 
     /// [`Self::decode_shared`] with explicit limits.
     pub fn decode_shared_with(body: &bytes::Bytes, limits: &Limits) -> Result<Self, DecodeError> {
-        let mut p = xml::XmlIn::new_shared(body, limits)?;
-        p.root(Self::ROOT)?;
-        let value = poll::read_poll_response(&mut p)?;
-        p.finish()?;
-        Ok(value)
+        Self::read_whole(xml::XmlIn::new_shared(body, limits)?)
     }
 }
 document!(

@@ -216,7 +216,7 @@ impl PackageList {
     pub fn push(&mut self, id: &str) {
         let text = self.text.as_ptr_range();
         let at = (id.as_ptr() as usize).wrapping_sub(text.start as usize);
-        if at <= self.text.len() && id.len() <= self.text.len() - at && !self.text.is_empty() {
+        if !self.text.is_empty() && at <= self.text.len() && id.len() <= self.text.len() - at {
             // `text` is under 2 GiB: both ends fit below `OWN`.
             self.spans.push((at as u32, (at + id.len()) as u32));
             return;

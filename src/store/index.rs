@@ -258,12 +258,9 @@ impl PackageStates {
 
     /// The ID of package `i` and its state.
     pub fn get(&self, i: usize) -> Option<(&str, PackageState)> {
-        let start = match i.checked_sub(1) {
-            Some(before) => self.entries.get(before)?.0,
-            None => 0,
-        };
-        let &(end, state) = self.entries.get(i)?;
-        Some((self.ids.get(start as usize..end as usize)?, state))
+        // Every ID is the bytes of a `str` that `push` was given.
+        let (id, state) = self.get_bytes(i)?;
+        Some((std::str::from_utf8(id).ok()?, state))
     }
 
     /// ID and state of each package.
