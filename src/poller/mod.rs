@@ -12,7 +12,7 @@ pub mod actor;
 mod package_table;
 pub mod schedule;
 
-use package_table::{Entry, PackageTable};
+use package_table::{Entry, PackageTable, Probe};
 use std::borrow::Cow;
 
 use crate::protocol::{Connection, DevicePoll, Identification, ManagementSystem, PackageList};
@@ -118,38 +118,31 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
         // 2^30 packages or more: no document under the size cap lists them.
         return Reconcile::default();
     };
-    let stored_id = |i: u32| stored.get_bytes(i as usize).map_or(&[][..], |(id, _)| id);
-    let listed_id = |k: u32| listed.get_bytes(k as usize).unwrap_or_default();
     // The first stored record of each ID (IDs that differ only in the case
     // of a GUID are one package), and for every record the index of that
     // first one.
     // Boxed slices: indexing a `Vec` is a call at the size-optimised level.
     let mut first_of: Box<[u32]> = vec![0; stored.len()].into_boxed_slice();
     for (i, first_of) in (0u32..).zip(first_of.iter_mut()) {
-        let id = stored_id(i);
-        let hash = table.hash(&key(id));
-        let first = table.find_or_add(hash, Some(Entry::Stored(i)), |e| match e {
-            Entry::Stored(j) => same_id(stored_id(j), id),
-            Entry::Listed(_) => false,
-        });
-        *first_of = match first {
+        let id = stored_id(stored, i);
+        let mut probe = table.probe(table.hash(&key(id)));
+        *first_of = match find(&table, &mut probe, stored, listed, id) {
             Some(Entry::Stored(j)) => j,
-            _ => i,
+            _ => {
+                table.add(&probe, Entry::Stored(i));
+                i
+            }
         };
     }
     let mut listed_stored: Box<[bool]> = vec![false; stored.len()].into_boxed_slice();
     let mut request = PackageList::new();
     for k in (0u32..).take(listed.len()) {
-        let id = listed_id(k);
+        let id = listed_id(listed, k);
         if id.is_empty() {
             continue;
         }
-        let same = |e: Entry| match e {
-            Entry::Stored(j) => same_id(stored_id(j), id),
-            Entry::Listed(j) => same_id(listed_id(j), id),
-        };
         let spelled = table.hash(id);
-        let mut found = table.find_or_add(spelled, None, same);
+        let mut found = find(&table, &mut table.probe(spelled), stored, listed, id);
         if found.is_none() {
             // Not under its own spelling: look again under its key, and
             // add it there as new if it is not there either.
@@ -157,8 +150,10 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
                 Cow::Borrowed(_) => spelled,
                 Cow::Owned(folded) => table.hash(&folded),
             };
-            found = table.find_or_add(hash, Some(Entry::Listed(k)), same);
+            let mut probe = table.probe(hash);
+            found = find(&table, &mut probe, stored, listed, id);
             if found.is_none() {
+                table.add(&probe, Entry::Listed(k));
                 request.push(listed.get(k as usize).unwrap_or_default());
                 continue;
             }
@@ -169,10 +164,10 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
             }
             // Instructions never arrived, or the download failed for
             // good: ask again (once per poll).
-            if let Some((id, PackageState::AwaitingInstructions | PackageState::Failed)) =
-                stored.get(i as usize)
+            if let Some((_, PackageState::AwaitingInstructions | PackageState::Failed)) =
+                stored.get_bytes(i as usize)
             {
-                request.push(id);
+                request.push(stored.get(i as usize).map_or("", |(id, _)| id));
             }
         }
     }
@@ -187,6 +182,40 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
         request,
         remove: remove.into_iter().collect(),
     }
+}
+
+/// Stored ID `i` (empty past the end).
+#[inline(always)]
+fn stored_id(stored: &PackageStates, i: u32) -> &[u8] {
+    stored.get_bytes(i as usize).map_or(&[][..], |(id, _)| id)
+}
+
+/// Listed ID `k` (empty past the end).
+#[inline(always)]
+fn listed_id(listed: &PackageList, k: u32) -> &[u8] {
+    listed.get_bytes(k as usize).unwrap_or_default()
+}
+
+/// The entry along `probe` that is the same package as `id`; `None`
+/// leaves the probe at the empty slot where `id` would go.
+#[inline(always)]
+fn find(
+    table: &PackageTable,
+    probe: &mut Probe,
+    stored: &PackageStates,
+    listed: &PackageList,
+    id: &[u8],
+) -> Option<Entry> {
+    while let Some(e) = table.next(probe) {
+        let other = match e {
+            Entry::Stored(j) => stored_id(stored, j),
+            Entry::Listed(j) => listed_id(listed, j),
+        };
+        if same_id(other, id) {
+            return Some(e);
+        }
+    }
+    None
 }
 
 /// The DevicePoll document this agent sends: its identity, this machine's

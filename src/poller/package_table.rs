@@ -70,51 +70,88 @@ impl PackageTable {
         (top >> self.bits) << (self.bits + 1)
     }
 
-    /// The entry with hash `hash` for which `same` holds, or else adds
-    /// `new` (when it is `Some`) and returns `None`.
+    /// Starts a walk along the slots where entries with hash `hash` are.
     #[inline(always)]
-    pub(super) fn find_or_add(
-        &mut self,
-        hash: u64,
-        new: Option<Entry>,
-        mut same: impl FnMut(Entry) -> bool,
-    ) -> Option<Entry> {
-        let tag = self.tag(hash);
+    pub(super) fn probe(&self, hash: u64) -> Probe {
+        Probe {
+            at: hash as usize & self.mask,
+            tag: self.tag(hash),
+        }
+    }
+
+    /// The next entry along `probe` whose hash may be the probe's (its tag
+    /// bits agree), or `None` at the first empty slot, where the probe
+    /// stays. A walk, not a search taking a predicate: at the
+    /// size-optimised level a closure is a call per candidate.
+    #[inline(always)]
+    pub(super) fn next(&self, probe: &mut Probe) -> Option<Entry> {
         let listed = 1u32 << self.bits;
         let index = listed - 1;
         let tag_mask = !(listed | index);
-        let mut at = hash as usize & self.mask;
         loop {
-            let slot = self.slots[at];
+            let slot = self.slots[probe.at];
             if slot == 0 {
-                if let Some(new) = new {
-                    self.slots[at] = tag
-                        | match new {
-                            Entry::Stored(i) => i + 1,
-                            Entry::Listed(i) => listed | (i + 1),
-                        };
-                }
                 return None;
             }
-            if slot & tag_mask == tag {
+            probe.at = (probe.at + 1) & self.mask;
+            if slot & tag_mask == probe.tag {
                 let i = (slot & index) - 1;
-                let entry = if slot & listed == 0 {
+                return Some(if slot & listed == 0 {
                     Entry::Stored(i)
                 } else {
                     Entry::Listed(i)
-                };
-                if same(entry) {
-                    return Some(entry);
-                }
+                });
             }
-            at = (at + 1) & self.mask;
         }
     }
+
+    /// Adds `new` under the probe's hash: at the empty slot the walk ended
+    /// at (or the first empty one after where it stopped).
+    #[inline(always)]
+    pub(super) fn add(&mut self, probe: &Probe, new: Entry) {
+        let listed = 1u32 << self.bits;
+        let mut at = probe.at;
+        while self.slots[at] != 0 {
+            at = (at + 1) & self.mask;
+        }
+        self.slots[at] = probe.tag
+            | match new {
+                Entry::Stored(i) => i + 1,
+                Entry::Listed(i) => listed | (i + 1),
+            };
+    }
+}
+
+/// Where a walk along one hash's slots is (see [`PackageTable::probe`]).
+pub(super) struct Probe {
+    at: usize,
+    /// The hash's tag bits, in place in a slot.
+    tag: u32,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The entry under `hash` for which `same` holds, or else adds `new`
+    /// (when it is `Some`): how the comparison uses the table.
+    fn find_or_add(
+        t: &mut PackageTable,
+        hash: u64,
+        new: Option<Entry>,
+        same: impl Fn(Entry) -> bool,
+    ) -> Option<Entry> {
+        let mut probe = t.probe(hash);
+        while let Some(e) = t.next(&mut probe) {
+            if same(e) {
+                return Some(e);
+            }
+        }
+        if let Some(new) = new {
+            t.add(&probe, new);
+        }
+        None
+    }
 
     #[test]
     fn finds_what_it_added_and_survives_colliding_hashes() {
@@ -122,20 +159,23 @@ mod tests {
         // Every entry on one hash: each lookup walks the same chain.
         for i in 0..8 {
             let new = Entry::Stored(i);
-            assert_eq!(t.find_or_add(7, Some(new), |e| e == new), None);
+            assert_eq!(find_or_add(&mut t, 7, Some(new), |e| e == new), None);
         }
         for i in 0..8 {
             let want = Entry::Stored(i);
-            assert_eq!(t.find_or_add(7, None, |e| e == want), Some(want));
+            assert_eq!(find_or_add(&mut t, 7, None, |e| e == want), Some(want));
         }
-        assert_eq!(t.find_or_add(7, Some(Entry::Listed(8)), |_| false), None);
         assert_eq!(
-            t.find_or_add(7, None, |e| e == Entry::Listed(8)),
+            find_or_add(&mut t, 7, Some(Entry::Listed(8)), |_| false),
+            None
+        );
+        assert_eq!(
+            find_or_add(&mut t, 7, None, |e| e == Entry::Listed(8)),
             Some(Entry::Listed(8))
         );
         let other = 7 | (u64::MAX << 40);
         assert_eq!(
-            t.find_or_add(other, None, |_| true),
+            find_or_add(&mut t, other, None, |_| true),
             None,
             "other tag: no compare"
         );
@@ -147,10 +187,38 @@ mod tests {
             let mut t = PackageTable::with_room(entries).expect("fits");
             let last = entries as u32 - 1;
             for (hash, e) in [(u64::MAX, Entry::Stored(last)), (0, Entry::Listed(last))] {
-                assert_eq!(t.find_or_add(hash, Some(e), |_| false), None);
-                assert_eq!(t.find_or_add(hash, None, |x| x == e), Some(e), "{entries}");
+                assert_eq!(find_or_add(&mut t, hash, Some(e), |_| false), None);
+                assert_eq!(
+                    find_or_add(&mut t, hash, None, |x| x == e),
+                    Some(e),
+                    "{entries}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn an_add_after_a_walk_that_stopped_early_overwrites_nothing() {
+        let mut t = PackageTable::with_room(4).expect("small");
+        for i in 0..3 {
+            find_or_add(&mut t, 5, Some(Entry::Stored(i)), |_| false);
+        }
+        let mut probe = t.probe(5);
+        assert_eq!(t.next(&mut probe), Some(Entry::Stored(0)));
+        t.add(&probe, Entry::Listed(3));
+        let mut all = Vec::new();
+        let mut probe = t.probe(5);
+        while let Some(e) = t.next(&mut probe) {
+            all.push(e);
+        }
+        assert_eq!(
+            all,
+            [0, 1, 2]
+                .map(Entry::Stored)
+                .into_iter()
+                .chain([Entry::Listed(3)])
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
