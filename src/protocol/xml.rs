@@ -162,6 +162,15 @@ fn plain_attr(raw: &str) -> bool {
 
 /// `s` without leading and trailing spaces (`str::trim_matches(' ')`, which
 /// at the size-optimised level is a call per character).
+/// `s` without `prefix`, when it starts with it: a byte loop, as the
+/// prefixes are a tag's first dozen bytes and a `memcmp` call costs more
+/// than comparing them.
+#[inline(always)]
+fn strip_short_prefix<'s>(s: &'s [u8], prefix: &[u8]) -> Option<&'s [u8]> {
+    let (head, rest) = s.split_at_checked(prefix.len())?;
+    head.iter().zip(prefix).all(|(a, b)| a == b).then_some(rest)
+}
+
 fn trim_spaces(s: &str) -> &str {
     let b = s.as_bytes();
     let (mut start, mut end) = (0, b.len());
@@ -700,13 +709,20 @@ impl<'a> XmlIn<'a> {
             let Some(tail) = rest.get(i..) else {
                 break;
             };
-            if let Some(value) = tail.strip_prefix(&exact[..]) {
+            if let Some(value) = strip_short_prefix(tail, &exact) {
                 // One pass finds the closing quote and checks the value is
                 // plain (a short value costs memchr more than it saves).
                 if let Some(len) = plain_until(value, b'"') {
-                    if value[len + 1..].starts_with(b"/>") && len <= self.limits.max_string {
+                    if matches!(value.get(len + 1..), Some([b'/', b'>', ..]))
+                        && len <= self.limits.max_string
+                    {
                         if let Some(v) = self.in_input(&value[..len]) {
-                            each(trim_spaces(v));
+                            let edges = (v.as_bytes().first(), v.as_bytes().last());
+                            each(if matches!(edges, (Some(b' '), _) | (_, Some(b' '))) {
+                                trim_spaces(v)
+                            } else {
+                                v
+                            });
                             done = i + exact.len() + len + 3;
                             continue;
                         }
@@ -1089,9 +1105,10 @@ mod tests {
         let doc = "<R><L>\n  <Package ID=\"A\"/>\n\t<Package  ID='B' x=\"/>\" />\
                    <!-- c --><Package ID=\"C&amp;D\"/><Package ID=\"E\"/>\
                    <Package ID=\"F\"></Package><Other/>\
-                   <Package ID=\"H\"/><PackageX ID=\"I\"/></L></R>";
+                   <Package ID=\"H\"/><Package ID=\" S \"/><Package ID=\"T \"/>\
+                   <PackageX ID=\"I\"/></L></R>";
         let (ids, skipped) = run_ids(doc).expect("decodes");
-        assert_eq!(ids, ["A", "B", "C&D", "E", "F", "H", "I"]);
+        assert_eq!(ids, ["A", "B", "C&D", "E", "F", "H", "S", "T", "I"]);
         // A, B, E and H came by the dedicated path.
         assert!(skipped > 40, "{skipped}");
         // Positions in errors count the bytes read past quick-xml: the
