@@ -486,15 +486,16 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
          copies only IDs with a character reference: before (2026-12-07), its copy of the \
          IDs (~360 KiB) lifted the poll's heap over glibc's trim threshold, and every poll \
          gave ~180 pages back and faulted them in again (about 0.25 ms of 1.55). If the goal \
-         is missed, why: the whole now has no page faults, and is the sum of its parts, \
-         about 2.05-2.2× the scan; runs on 2026-12-07 after this change gave 1.71× (a slow \
-         scan: 0.75-0.94 ms) and 2.29× (per run 2.12-2.44×), and the best sample of each is \
-         about 2.1× the scan (a scratch harness, same code). Next: index entries that say \
+         is missed, why: the whole has no page faults and is about the sum of its parts. \
+         2026-12-07 (late): the compare walks the table's probe inline instead of passing \
+         closures (a call per candidate at this level; 0.69 to 0.53 ms, best samples) and the \
+         dedicated decode path compares its tag prefix without `memcmp` calls (0.30 to 0.29 \
+         ms); `bench/run --only P7 --runs 5` then gave 2.01× (per run 1.88-2.08×), against \
+         2.29× before. What is left is cache misses: the table's slots and the stored IDs \
+         are read in the listed order, which is random to them. Next: index entries that say \
          whether an ID needs case folding (a schema change), which saves `key()` on every \
          stored ID (about 50 µs), and the compare's table operations outside the \
-         size-optimised level (a crate of its own at opt-level 3, as sha2 is: the decode \
-         went from 0.41 to 0.28 ms when all of dmagent was built that way, which P4 cannot \
-         afford)."
+         size-optimised level (a crate of its own at opt-level 3, as sha2 is)."
             .into(),
     );
     row.lines.push(Line {
