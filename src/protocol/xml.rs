@@ -160,8 +160,6 @@ fn plain_attr(raw: &str) -> bool {
     rest.iter().all(|&b| is_plain_byte(b))
 }
 
-/// `s` without leading and trailing spaces (`str::trim_matches(' ')`, which
-/// at the size-optimised level is a call per character).
 /// `s` without `prefix`, when it starts with it: a byte loop, as the
 /// prefixes are a tag's first dozen bytes and a `memcmp` call costs more
 /// than comparing them.
@@ -171,7 +169,19 @@ fn strip_short_prefix<'s>(s: &'s [u8], prefix: &[u8]) -> Option<&'s [u8]> {
     head.iter().zip(prefix).all(|(a, b)| a == b).then_some(rest)
 }
 
+/// `s` without leading and trailing spaces (`str::trim_matches(' ')`, which
+/// at the size-optimised level is a call per character). Inline up to the
+/// check of the two ends: values almost never have spaces there, and the
+/// call was a tenth of decoding a long package list.
+#[inline(always)]
 fn trim_spaces(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(b' '), _) | (_, Some(b' ')) => trim_padded(s),
+        _ => s,
+    }
+}
+
+fn trim_padded(s: &str) -> &str {
     let b = s.as_bytes();
     let (mut start, mut end) = (0, b.len());
     while start < end && b[start] == b' ' {
@@ -717,12 +727,7 @@ impl<'a> XmlIn<'a> {
                         && len <= self.limits.max_string
                     {
                         if let Some(v) = self.in_input(&value[..len]) {
-                            let edges = (v.as_bytes().first(), v.as_bytes().last());
-                            each(if matches!(edges, (Some(b' '), _) | (_, Some(b' '))) {
-                                trim_spaces(v)
-                            } else {
-                                v
-                            });
+                            each(trim_spaces(v));
                             done = i + exact.len() + len + 3;
                             continue;
                         }
