@@ -9,11 +9,10 @@
 //! `ApplicablePackages` changes nothing; a present but empty one removes all.
 
 pub mod actor;
-mod package_table;
 pub mod schedule;
 
-use package_table::{Entry, PackageTable, Probe};
-use std::borrow::Cow;
+pub use package_join::same_package;
+use package_join::Listing;
 
 use crate::protocol::{Connection, DevicePoll, Identification, ManagementSystem, PackageList};
 use crate::store::{PackageState, PackageStates};
@@ -30,150 +29,42 @@ pub struct Reconcile {
     pub remove: PackageList,
 }
 
-/// Package IDs compare exactly, except GUID-shaped ones, which compare
-/// case-insensitively (part A §5.5).
-pub fn same_package(a: &str, b: &str) -> bool {
-    same_id(a.as_bytes(), b.as_bytes())
-}
-
-/// [`same_package`] on the IDs' bytes.
-#[inline(always)]
-fn same_id(a: &[u8], b: &[u8]) -> bool {
-    a == b || (is_guid(a) && is_guid(b) && a.eq_ignore_ascii_case(b))
-}
-
-/// `8-4-4-4-12` hex digits, optionally inside braces.
-fn is_guid(id: &[u8]) -> bool {
-    let mut id = id;
-    while let [b'{', rest @ ..] = id {
-        id = rest;
-    }
-    while let [rest @ .., b'}'] = id {
-        id = rest;
-    }
-    id.len() == 36
-        && id.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
-/// A package ID as [`same_package`] sees it: a GUID in upper case, any
-/// other ID as it is. Two IDs are the same package exactly when their keys
-/// are equal, so the comparison can use hash tables instead of comparing
-/// every pair.
-fn key(id: &[u8]) -> Cow<'_, [u8]> {
-    if has_ascii_lowercase(id) && is_guid(id) {
-        Cow::Owned(id.to_ascii_uppercase())
-    } else {
-        Cow::Borrowed(id)
-    }
-}
-
-/// Whether `bytes` has one in `a..=z`, eight at a time (package IDs are
-/// mostly upper case: this is what most of them cost).
-fn has_ascii_lowercase(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const LOW7: u64 = ONES * 0x7F;
-    const HIGH: u64 = ONES * 0x80;
-    // A byte's high bit set exactly where it is above 0x60 and below 0x7B
-    // (the "has between" bit trick: no carries cross bytes).
-    let between = |x: u64| {
-        let low = x & LOW7;
-        (ONES * (0x7F + 0x7B)).wrapping_sub(low)
-            & !x
-            & low.wrapping_add(ONES * (0x7F - 0x60))
-            & HIGH
-    };
-    let mut rest = bytes;
-    while let Some((word, after)) = rest.split_first_chunk::<8>() {
-        if between(u64::from_le_bytes(*word)) != 0 {
-            return true;
-        }
-        rest = after;
-    }
-    match bytes.last_chunk::<8>() {
-        // The last eight bytes, overlapping ones already checked.
-        Some(last) if !rest.is_empty() => between(u64::from_le_bytes(*last)) != 0,
-        _ => rest.iter().any(u8::is_ascii_lowercase),
-    }
-}
-
 /// Compares `listed` (the poll response's `ApplicablePackages`, `None` when
 /// the element was absent) with the `stored` packages (their IDs and
 /// states, from the package index).
 ///
-/// Linear in the sizes of both lists: the stored packages go into a hash
-/// table once, by [`key`], and each listed ID is looked up once. A listed
-/// ID is first looked up as it is, which is its key unless it is a GUID
-/// with a lower-case letter: only an ID not found that way costs [`key`]
-/// (a pass over its bytes) and a second lookup. Both lists are read in
-/// place, by index, as bytes: a poll of 10,000 packages allocates the
-/// table (128 KiB) and little else.
+/// The join by package is [`package_join::join`], linear in the sizes of
+/// both lists and reading both in place; what follows from the states is
+/// decided here.
 pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconcile {
     let Some(listed) = listed else {
         return Reconcile::default();
     };
-    let Some(mut table) = PackageTable::with_room(stored.len() + listed.len()) else {
+    let Some(join) = package_join::join(stored.as_stored(), listed.as_listed()) else {
         // 2^30 packages or more: no document under the size cap lists them.
         return Reconcile::default();
     };
-    // The first stored record of each ID (IDs that differ only in the case
-    // of a GUID are one package), and for every record the index of that
-    // first one.
-    // Boxed slices: indexing a `Vec` is a call at the size-optimised level.
-    let mut first_of: Box<[u32]> = vec![0; stored.len()].into_boxed_slice();
-    for (i, first_of) in (0u32..).zip(first_of.iter_mut()) {
-        let id = stored_id(stored, i);
-        let mut probe = table.probe(table.hash(&key(id)));
-        *first_of = match find(&table, &mut probe, stored, listed, id) {
-            Some(Entry::Stored(j)) => j,
-            _ => {
-                table.add(&probe, Entry::Stored(i));
-                i
-            }
-        };
-    }
-    let mut listed_stored: Box<[bool]> = vec![false; stored.len()].into_boxed_slice();
     let mut request = PackageList::new();
-    for k in (0u32..).take(listed.len()) {
-        let id = listed_id(listed, k);
-        if id.is_empty() {
-            continue;
-        }
-        let spelled = table.hash(id);
-        let mut found = find(&table, &mut table.probe(spelled), stored, listed, id);
-        if found.is_none() {
-            // Not under its own spelling: look again under its key, and
-            // add it there as new if it is not there either.
-            let hash = match key(id) {
-                Cow::Borrowed(_) => spelled,
-                Cow::Owned(folded) => table.hash(&folded),
-            };
-            let mut probe = table.probe(hash);
-            found = find(&table, &mut probe, stored, listed, id);
-            if found.is_none() {
-                table.add(&probe, Entry::Listed(k));
-                request.push(listed.get(k as usize).unwrap_or_default());
-                continue;
-            }
-        }
-        if let Some(Entry::Stored(i)) = found {
-            if std::mem::replace(&mut listed_stored[i as usize], true) {
-                continue; // listed twice
-            }
+    for (k, listing) in join.listings().enumerate() {
+        match listing {
+            Listing::New => request.push(listed.get(k).unwrap_or_default()),
             // Instructions never arrived, or the download failed for
             // good: ask again (once per poll).
-            if let Some((_, PackageState::AwaitingInstructions | PackageState::Failed)) =
-                stored.get_bytes(i as usize)
-            {
-                request.push(stored.get(i as usize).map_or("", |(id, _)| id));
+            // (The state is read as bytes: most packages are kept, and
+            // their IDs need no UTF-8 check.)
+            Listing::Stored(i) => {
+                if let Some((_, PackageState::AwaitingInstructions | PackageState::Failed)) =
+                    stored.get_bytes(i as usize)
+                {
+                    request.push(stored.get(i as usize).map_or("", |(id, _)| id));
+                }
             }
+            Listing::Repeat => {}
         }
     }
-    let mut remove: Vec<&str> = (0..first_of.len())
-        .zip(first_of.iter())
-        .filter(|&(_, &f)| !listed_stored[f as usize])
+    let mut remove: Vec<&str> = (0..stored.len())
+        .zip(join.kept())
+        .filter(|&(_, &kept)| !kept)
         .filter_map(|(i, _)| stored.get(i).map(|(id, _)| id))
         .collect();
     remove.sort_unstable();
@@ -182,40 +73,6 @@ pub fn reconcile(stored: &PackageStates, listed: Option<&PackageList>) -> Reconc
         request,
         remove: remove.into_iter().collect(),
     }
-}
-
-/// Stored ID `i` (empty past the end).
-#[inline(always)]
-fn stored_id(stored: &PackageStates, i: u32) -> &[u8] {
-    stored.get_bytes(i as usize).map_or(&[][..], |(id, _)| id)
-}
-
-/// Listed ID `k` (empty past the end).
-#[inline(always)]
-fn listed_id(listed: &PackageList, k: u32) -> &[u8] {
-    listed.get_bytes(k as usize).unwrap_or_default()
-}
-
-/// The entry along `probe` that is the same package as `id`; `None`
-/// leaves the probe at the empty slot where `id` would go.
-#[inline(always)]
-fn find(
-    table: &PackageTable,
-    probe: &mut Probe,
-    stored: &PackageStates,
-    listed: &PackageList,
-    id: &[u8],
-) -> Option<Entry> {
-    while let Some(e) = table.next(probe) {
-        let other = match e {
-            Entry::Stored(j) => stored_id(stored, j),
-            Entry::Listed(j) => listed_id(listed, j),
-        };
-        if same_id(other, id) {
-            return Some(e);
-        }
-    }
-    None
 }
 
 /// The DevicePoll document this agent sends: its identity, this machine's
@@ -345,22 +202,6 @@ mod tests {
     }
 
     #[test]
-    fn lowercase_detection() {
-        for b in 0..=255u8 {
-            for pos in 0..17 {
-                let mut s = vec![b'A'; 17];
-                s[pos] = b;
-                let s = String::from_utf8_lossy(&s);
-                assert_eq!(
-                    has_ascii_lowercase(s.as_bytes()),
-                    s.bytes().any(|c| c.is_ascii_lowercase()),
-                    "{s:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
     fn agrees_with_the_pairwise_comparison() {
         let guid = "9a437ca5-5b17-4486-9e87-260742074a72";
         let ids = [
@@ -395,15 +236,6 @@ mod tests {
                 reconcile_pairwise(&db, &list),
                 "stored {db:?}, listed {list:?}"
             );
-        }
-        for a in &ids {
-            for b in &ids {
-                assert_eq!(
-                    key(a.as_bytes()) == key(b.as_bytes()),
-                    same_package(a, b),
-                    "{a} {b}"
-                );
-            }
         }
     }
 }

@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+// The bit of a span's start that puts it in `PackageList::own`: spans are
+// laid out as the poller's join reads them (`package_join::Listed`).
+use package_join::OWN;
 use serde::{Deserialize, Serialize};
 
 /// The poll request: who the device is.
@@ -170,9 +173,6 @@ pub struct PackageList {
     spans: Vec<(u32, u32)>,
 }
 
-/// The bit of a span's start that puts it in [`PackageList::own`].
-const OWN: u32 = 1 << 31;
-
 impl PackageList {
     /// An empty list.
     pub fn new() -> Self {
@@ -250,6 +250,15 @@ impl PackageList {
             self.own
                 .as_bytes()
                 .get((start & !OWN) as usize..end as usize)
+        }
+    }
+
+    /// The IDs as the poller's join reads them.
+    pub(crate) fn as_listed(&self) -> package_join::Listed<'_> {
+        package_join::Listed {
+            text: &self.text,
+            own: self.own.as_bytes(),
+            spans: &self.spans,
         }
     }
 

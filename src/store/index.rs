@@ -153,7 +153,7 @@ pub(crate) fn read_into(packed: &[u8], out: &mut PackageStates) -> Result<(), Da
         .and_then(|n| rest.split_at_checked(n))
         .ok_or("more entries than bytes")?;
     let ids = std::str::from_utf8(ids).map_err(|_| "package IDs are not UTF-8")?;
-    let mark = out.entries.len();
+    let mark = out.ends.len();
     let base = out.ids.len();
     let mut end: usize = 0;
     // Fixed-size chunks, not slices of slices: at the size-optimised level
@@ -167,13 +167,14 @@ pub(crate) fn read_into(packed: &[u8], out: &mut PackageStates) -> Result<(), Da
             (Some(state), Some(e)) if ids.is_char_boundary(e) => {
                 end = e;
                 let Some(at) = base.checked_add(end).and_then(|at| u32::try_from(at).ok()) else {
-                    out.entries.truncate(mark);
+                    out.truncate(mark);
                     return Err("the index holds more than 4 GiB of IDs");
                 };
-                out.entries.push((at, state));
+                out.ends.push(at);
+                out.states.push(state);
             }
             _ => {
-                out.entries.truncate(mark);
+                out.truncate(mark);
                 return Err(
                     "bad entry (state code, or an ID past the end or splitting a character)",
                 );
@@ -181,7 +182,7 @@ pub(crate) fn read_into(packed: &[u8], out: &mut PackageStates) -> Result<(), Da
         }
     }
     if end != ids.len() {
-        out.entries.truncate(mark);
+        out.truncate(mark);
         return Err("ID bytes do not match the ID lengths");
     }
     out.ids.push_str(ids);
@@ -194,9 +195,12 @@ pub(crate) fn read_into(packed: &[u8], out: &mut PackageStates) -> Result<(), Da
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackageStates {
     ids: String,
-    /// End of each ID in `ids`, and its state: 8 bytes, not 16, as every
-    /// page of this is a page fault on every poll (benchmark P7).
-    entries: Vec<(u32, PackageState)>,
+    /// End of each ID in `ids` (the poller's join reads these two as they
+    /// are, [`package_join::Stored`]): 4 bytes each, as every page of this
+    /// is a page fault on every poll (benchmark P7).
+    ends: Vec<u32>,
+    /// The state of each package.
+    states: Vec<PackageState>,
 }
 
 impl PackageStates {
@@ -209,7 +213,15 @@ impl PackageStates {
     pub fn push(&mut self, id: &str, state: PackageState) {
         self.ids.push_str(id);
         let end = u32::try_from(self.ids.len()).expect("less than 4 GiB of package IDs");
-        self.entries.push((end, state));
+        self.ends.push(end);
+        self.states.push(state);
+    }
+
+    /// Drops the packages from `len` on (their IDs stay in `ids`, which
+    /// only the caller's error path does).
+    fn truncate(&mut self, len: usize) {
+        self.ends.truncate(len);
+        self.states.truncate(len);
     }
 
     /// Exactly the room the entries of these bucket values need (a damaged
@@ -226,18 +238,19 @@ impl PackageStates {
             .fold((0, 0), |(e, i), (ce, ci)| (e + ce, i + ci));
         PackageStates {
             ids: String::with_capacity(ids),
-            entries: Vec::with_capacity(entries),
+            ends: Vec::with_capacity(entries),
+            states: Vec::with_capacity(entries),
         }
     }
 
     /// How many packages.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.ends.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.ends.is_empty()
     }
 
     /// The ID of package `i` as bytes, and its state (the comparison with
@@ -246,10 +259,10 @@ impl PackageStates {
     #[inline(always)]
     pub(crate) fn get_bytes(&self, i: usize) -> Option<(&[u8], PackageState)> {
         let start = match i.checked_sub(1) {
-            Some(before) => self.entries.get(before)?.0,
+            Some(before) => *self.ends.get(before)?,
             None => 0,
         };
-        let &(end, state) = self.entries.get(i)?;
+        let (&end, &state) = (self.ends.get(i)?, self.states.get(i)?);
         Some((
             self.ids.as_bytes().get(start as usize..end as usize)?,
             state,
@@ -263,15 +276,26 @@ impl PackageStates {
         Some((std::str::from_utf8(id).ok()?, state))
     }
 
+    /// The IDs as the poller's join reads them.
+    pub(crate) fn as_stored(&self) -> package_join::Stored<'_> {
+        package_join::Stored {
+            ids: self.ids.as_bytes(),
+            ends: &self.ends,
+        }
+    }
+
     /// ID and state of each package.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, PackageState)> + '_ {
         let mut start = 0;
-        self.entries.iter().map(move |&(end, state)| {
-            let end = end as usize;
-            let id = &self.ids[start..end];
-            start = end;
-            (id, state)
-        })
+        self.ends
+            .iter()
+            .zip(&self.states)
+            .map(move |(&end, &state)| {
+                let end = end as usize;
+                let id = &self.ids[start..end];
+                start = end;
+                (id, state)
+            })
     }
 }
 

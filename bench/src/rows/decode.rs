@@ -471,31 +471,32 @@ pub fn p7(ctx: &Ctx) -> anyhow::Result<Row> {
     row.notes.push(
         "Both sides run in the release profile the agent ships with (opt-level \"z\", for \
          P4), where a slice or `Vec` index and any small helper not marked \
-         `#[inline(always)]` is a call. Decode: runs of plain `<Package ID=\"…\"/>` go by a \
-         dedicated path (`XmlIn::plain_run`) with the same caps, and one word-at-a-time pass \
-         finds the closing quote and checks the value is plain (2026-12-07: 0.58 to 0.40 ms; \
-         `memchr` on a 36-byte value and a per-character trim were a third of it). Compare \
-         (`poller::reconcile`): an open-addressing table of `u32` slots (the entry and as many \
-         hash bits as it leaves, `poller::package_table`), both lists read in place by index as bytes, the \
-         requests and the removals one buffer each; a listed ID costs `key()` (case folding \
-         of GUIDs) only when it is not found as spelled. A poll of this size allocates the \
-         table (128 KiB) and little else beside the two lists; before, a \
+         `#[inline(always)]` is a call; the join of the two lists is the crate \
+         `package-join`, built at opt-level 3. Decode: runs of plain `<Package ID=\"…\"/>` go \
+         by a dedicated path (`XmlIn::plain_run`) with the same caps, and one word-at-a-time \
+         pass finds the closing quote and checks the value is plain (2026-12-07: 0.58 to 0.29 \
+         ms, with a tag prefix compared without `memcmp` calls). The decoded list refers to \
+         the response body (a `bytes::Bytes` the transport hands over) for every ID spelled \
+         out in it, and copies only IDs with a character reference: before (2026-12-07), its \
+         copy of the IDs (~360 KiB) lifted the poll's heap over glibc's trim threshold, and \
+         every poll gave ~180 pages back and faulted them in again (about 0.25 ms of 1.55). \
+         Compare (`poller::reconcile` over `package_join::join`): an open-addressing table of \
+         `u32` slots (the entry and as many hash bits as it leaves), both lists read in place \
+         by index as bytes, the requests and the removals one buffer each; a listed ID costs \
+         `key()` (case folding of GUIDs) only when it is not found as spelled. A poll of this \
+         size allocates the table (128 KiB) and little else beside the two lists; before, a \
          `HashMap<Cow<str>, usize>` (540 KiB), two vectors of slices (400 KiB) and a string \
-         per request and removal. The decoded list refers to the response body (a \
-         `bytes::Bytes` the transport hands over) for every ID spelled out in it, and \
-         copies only IDs with a character reference: before (2026-12-07), its copy of the \
-         IDs (~360 KiB) lifted the poll's heap over glibc's trim threshold, and every poll \
-         gave ~180 pages back and faulted them in again (about 0.25 ms of 1.55). If the goal \
-         is missed, why: the whole has no page faults and is about the sum of its parts. \
-         2026-12-07 (late): the compare walks the table's probe inline instead of passing \
-         closures (a call per candidate at this level; 0.69 to 0.53 ms, best samples) and the \
-         dedicated decode path compares its tag prefix without `memcmp` calls (0.30 to 0.29 \
-         ms); `bench/run --only P7 --runs 5` then gave 2.01× (per run 1.88-2.08×), against \
-         2.29× before. What is left is cache misses: the table's slots and the stored IDs \
-         are read in the listed order, which is random to them. Next: index entries that say \
-         whether an ID needs case folding (a schema change), which saves `key()` on every \
-         stored ID (about 50 µs), and the compare's table operations outside the \
-         size-optimised level (a crate of its own at opt-level 3, as sha2 is)."
+         per request and removal. 2026-12-07: the table's probe walked inline instead of \
+         through closures (0.69 to 0.53 ms, best samples), 2.29× to 2.01× at `--runs 5`. \
+         2026-12-08: the join in its own crate at opt-level 3 (the agent's binary +5.7 KiB, \
+         P4), compare 0.41 to 0.36 ms and the whole 0.82 to 0.78 ms (best samples, scratch \
+         harness), 1.78× at `--runs 5`; building all of dmagent at 3 gave 0.79 ms, so little \
+         is left at \"z\" outside the join and the decode. What is left of the compare is \
+         mostly cache misses (the table's slots and the stored IDs are read in the listed \
+         order, which is random to them; an inline word compare instead of `memcmp` changed \
+         nothing). Next, if the bar rises: index entries that say whether an ID needs case \
+         folding (a schema change), which saves `key()` on every stored ID (about a tenth of \
+         the compare), and the decode's value scan in the same crate."
             .into(),
     );
     row.lines.push(Line {

@@ -1,11 +1,10 @@
-//! The hash table [`reconcile`](super::reconcile) joins the two package
+//! The hash table [`join`](crate::join) joins the two package
 //! lists with: open addressing over one `u32` per slot.
 //!
 //! Per poll it holds every stored package and every new listed one, 10,000
 //! and more for a large catalog, and each poll builds it once and looks up
-//! every listed ID. A `HashMap<Cow<str>, usize>` spends 32 bytes a slot and a
-//! call per probe at the size-optimised level the agent ships with. Here a
-//! slot is the entry's index and, in the bits the index leaves free, part of
+//! every listed ID. A `HashMap<Cow<str>, usize>` spends 32 bytes a slot. Here
+//! a slot is the entry's index and, in the bits the index leaves free, part of
 //! its hash: 128 KiB for a poll of 10,000 listed and 10,000 stored packages,
 //! with 16 hash bits, so that strings are compared only when those agree.
 //! Every page of the table is a page fault on every poll (glibc gives the
@@ -17,7 +16,7 @@ use std::hash::BuildHasher;
 /// What a slot names: a stored package (its index in the package index)
 /// or a listed one the database lacks (its index in the poll's list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Entry {
+pub(crate) enum Entry {
     Stored(u32),
     Listed(u32),
 }
@@ -27,9 +26,7 @@ pub(super) enum Entry {
 /// A slot is `0` when empty, else `tag << (bits + 1) | listed << bits |
 /// (index + 1)`, where `bits` is the width of the largest `index + 1` and
 /// `tag` the top `31 - bits` bits of the entry's hash.
-pub(super) struct PackageTable {
-    /// A boxed slice, not a `Vec`: indexing a `Vec` is a call at the
-    /// size-optimised level.
+pub(crate) struct PackageTable {
     slots: Box<[u32]>,
     mask: usize,
     /// Width of `index + 1`.
@@ -41,7 +38,7 @@ pub(super) struct PackageTable {
 impl PackageTable {
     /// A table with room for `entries` entries. `None` from 2^30 entries on,
     /// which no poll response under the size cap can list.
-    pub(super) fn with_room(entries: usize) -> Option<Self> {
+    pub(crate) fn with_room(entries: usize) -> Option<Self> {
         if entries >= 1 << 30 {
             return None;
         }
@@ -55,9 +52,9 @@ impl PackageTable {
         })
     }
 
-    /// The hash of a key (as [`super::key`] makes it).
+    /// The hash of a key (as [`crate::key`] makes it).
     #[inline(always)]
-    pub(super) fn hash(&self, key: &[u8]) -> u64 {
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
@@ -72,7 +69,7 @@ impl PackageTable {
 
     /// Starts a walk along the slots where entries with hash `hash` are.
     #[inline(always)]
-    pub(super) fn probe(&self, hash: u64) -> Probe {
+    pub(crate) fn probe(&self, hash: u64) -> Probe {
         Probe {
             at: hash as usize & self.mask,
             tag: self.tag(hash),
@@ -81,10 +78,10 @@ impl PackageTable {
 
     /// The next entry along `probe` whose hash may be the probe's (its tag
     /// bits agree), or `None` at the first empty slot, where the probe
-    /// stays. A walk, not a search taking a predicate: at the
-    /// size-optimised level a closure is a call per candidate.
+    /// stays. A walk, not a search taking a predicate, so that the
+    /// caller's comparison of candidates is its own code.
     #[inline(always)]
-    pub(super) fn next(&self, probe: &mut Probe) -> Option<Entry> {
+    pub(crate) fn next(&self, probe: &mut Probe) -> Option<Entry> {
         let listed = 1u32 << self.bits;
         let index = listed - 1;
         let tag_mask = !(listed | index);
@@ -108,7 +105,7 @@ impl PackageTable {
     /// Adds `new` under the probe's hash: at the empty slot the walk ended
     /// at (or the first empty one after where it stopped).
     #[inline(always)]
-    pub(super) fn add(&mut self, probe: &Probe, new: Entry) {
+    pub(crate) fn add(&mut self, probe: &Probe, new: Entry) {
         let listed = 1u32 << self.bits;
         let mut at = probe.at;
         while self.slots[at] != 0 {
@@ -123,7 +120,7 @@ impl PackageTable {
 }
 
 /// Where a walk along one hash's slots is (see [`PackageTable::probe`]).
-pub(super) struct Probe {
+pub(crate) struct Probe {
     at: usize,
     /// The hash's tag bits, in place in a slot.
     tag: u32,
