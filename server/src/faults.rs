@@ -39,6 +39,9 @@ pub struct Faults {
     /// once a device request's changes are committed: the replica that dies
     /// between storing and answering.
     pub abort_after_store: bool,
+    /// Refuse (400) every Status document that carries a message about
+    /// this package ID: a message the server cannot take.
+    pub refuse_status_of: Option<String>,
 }
 
 /// Shared, mutable fault set.
@@ -116,6 +119,12 @@ impl FaultHandle {
     /// Whether to die now, a device request's changes being committed.
     pub fn abort_after_store(&self) -> bool {
         self.lock().abort_after_store
+    }
+
+    /// Whether a Status document with a message about `package_id` is to
+    /// be refused.
+    pub fn refuses_status_of(&self, package_id: &str) -> bool {
+        self.lock().refuse_status_of.as_deref() == Some(package_id)
     }
 
     /// The relocated URL of a package, if any.

@@ -126,7 +126,11 @@ pub fn render(report: &StatusReport) -> String {
             vec![
                 o.seq.to_string(),
                 relative(o.queued_unix, now),
-                o.summary.clone(),
+                match o.refused {
+                    0 => o.summary.clone(),
+                    1 => format!("{} (refused by the server once)", o.summary),
+                    n => format!("{} (refused by the server {n} times)", o.summary),
+                },
             ]
         })
         .collect();

@@ -100,6 +100,9 @@ pub struct OutboxStatus {
     pub queued_unix: u64,
     /// What it is, in words (`status 11031 for PKG`, `report MachineInventory`).
     pub summary: String,
+    /// How often the server refused it for good (kept all the same).
+    #[serde(default)]
+    pub refused: u32,
 }
 
 /// The server-issued values.
@@ -520,6 +523,7 @@ fn outbox_status(item: &OutboxItem) -> OutboxStatus {
         seq: item.seq,
         queued_unix: item.queued_unix,
         summary: item.body.summary(),
+        refused: item.refused,
     }
 }
 

@@ -44,11 +44,21 @@ impl ReporterActor {
     }
 }
 
-/// Delivers items until the outbox is empty or a delivery fails.
+/// Delivers items until the outbox is empty, a delivery fails, or what is
+/// left are status messages the server refused during this drain.
 async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
     let mut delivered = 0;
+    // Where the first status message refused alone during this drain was
+    // moved to (the end of the outbox): from there on, everything was tried
+    // alone in this drain, or queued during it (and flushed again after).
+    let mut tried_from: Option<u64> = None;
     loop {
         let items = context.db(|s| s.outbox(super::MAX_BATCH)).await?;
+        if let (Some(first), Some(from)) = (items.first(), tried_from) {
+            if first.seq >= from {
+                return Ok(delivered);
+            }
+        }
         let Some(delivery) = next_delivery(&items) else {
             return Ok(delivered);
         };
@@ -77,12 +87,38 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
                     .await
                 {
                     Ok(_) => digest,
-                    // A report the server refuses for good (4xx) would block the
-                    // outbox forever; it is dropped. Status messages never are.
+                    // Refused for good (a 4xx): kept, as status messages
+                    // are never dropped (part B §8.5), and sent alone from
+                    // then on. A batch's messages are each tried alone next;
+                    // a message refused alone moves behind the rest, so that
+                    // the rest goes out, and waits for the next drain.
                     Err(e)
-                        if action != Action::Status
+                        if action == Action::Status
                             && matches!(e.attempt(), Attempt::Terminal(_)) =>
                     {
+                        if let [seq] = seqs[..] {
+                            let moved = context
+                                .db(move |s| s.write(|tx| tx.requeue_refused(seq)))
+                                .await?;
+                            tracing::warn!(
+                                "a status message refused by the server, kept behind the rest: {e}"
+                            );
+                            tried_from = tried_from.or(moved);
+                        } else {
+                            let count = seqs.len();
+                            context
+                                .db(move |s| s.write(|tx| tx.count_refusal(&seqs)))
+                                .await?;
+                            tracing::warn!(
+                                messages = count,
+                                "status refused by the server, its messages to be sent one by one: {e}"
+                            );
+                        }
+                        continue;
+                    }
+                    // A report refused for good would block the outbox
+                    // forever; it is dropped.
+                    Err(e) if matches!(e.attempt(), Attempt::Terminal(_)) => {
                         tracing::warn!(%action, "report refused by the server and dropped: {e}");
                         None
                     }

@@ -39,11 +39,17 @@ pub fn next_delivery(items: &[OutboxItem]) -> Option<Delivery> {
     let first = items.first()?;
     Some(match &first.body {
         OutboxBody::Status(_) => {
-            let batch: Vec<&OutboxItem> = items
-                .iter()
-                .take(MAX_BATCH)
-                .take_while(|i| matches!(i.body, OutboxBody::Status(_)))
-                .collect();
+            // A message the server refused before travels alone: if it is
+            // what the server cannot take, it holds up no other message.
+            let batch: Vec<&OutboxItem> = if first.refused > 0 {
+                vec![first]
+            } else {
+                items
+                    .iter()
+                    .take(MAX_BATCH)
+                    .take_while(|i| matches!(i.body, OutboxBody::Status(_)) && i.refused == 0)
+                    .collect()
+            };
             let messages = batch
                 .iter()
                 .filter_map(|i| match &i.body {
@@ -110,6 +116,7 @@ mod tests {
             seq,
             queued_unix: 0,
             body,
+            refused: 0,
         }
     }
 
@@ -158,6 +165,29 @@ mod tests {
             panic!("a document");
         };
         assert_eq!(seqs.len(), MAX_BATCH);
+    }
+
+    #[test]
+    fn a_message_refused_before_travels_alone() {
+        let refused = |seq| OutboxItem {
+            refused: 1,
+            ..status(seq)
+        };
+        let seqs_of = |items: &[OutboxItem]| match next_delivery(items) {
+            Some(Delivery::Document { action, seqs, .. }) => {
+                assert_eq!(action, Action::Status);
+                seqs
+            }
+            other => panic!("a Status document, not {other:?}"),
+        };
+        // A batch ends before a refused message...
+        assert_eq!(
+            seqs_of(&[status(1), status(2), refused(3), status(4)]),
+            [1, 2]
+        );
+        // ...and a refused message goes on its own.
+        assert_eq!(seqs_of(&[refused(3), status(4), status(5)]), [3]);
+        assert_eq!(seqs_of(&[refused(3), refused(4)]), [3]);
     }
 
     #[test]

@@ -435,6 +435,16 @@ pub struct OutboxItem {
     pub queued_unix: u64,
     /// The payload.
     pub body: OutboxBody,
+    /// How often the server refused it for good (a 4xx other than 408 and
+    /// 429). Kept, not dropped (part B §8.5), but sent alone and behind the
+    /// rest from then on, so that it blocks nothing. Absent in records of
+    /// agents before it: 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The server-issued values, kept as one record (the single row of the

@@ -464,7 +464,15 @@ impl WriteTx<'_> {
             seq,
             queued_unix,
             body,
+            refused: 0,
         };
+        self.insert_outbox(item, next)
+    }
+
+    /// Writes `item` under its `seq` and moves the next sequence number on
+    /// to `next`.
+    fn insert_outbox(&mut self, item: OutboxItem, next: u64) -> Result<u64, StoreError> {
+        let seq = item.seq;
         let bytes = encode(OUTBOX.name(), &seq, &item)?;
         {
             let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
@@ -472,6 +480,50 @@ impl WriteTx<'_> {
         }
         self.set_meta(tables::META_NEXT_OUTBOX_SEQ, next)?;
         Ok(seq)
+    }
+
+    /// Counts one refusal by the server of each of these items, in place;
+    /// items no longer there are skipped.
+    pub fn count_refusal(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
+        for &seq in seqs {
+            let Some(item) = self.take_outbox(seq)? else {
+                continue;
+            };
+            let bytes = encode(OUTBOX.name(), &seq, &refused_once_more(item))?;
+            let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
+            table.insert(seq, bytes.as_slice()).at(self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Moves an item the server refused to the end of the outbox, its
+    /// refusal counted (its queue time and content unchanged); returns its
+    /// new sequence number, `None` if it is no longer there.
+    pub fn requeue_refused(&mut self, seq: u64) -> Result<Option<u64>, StoreError> {
+        let Some(item) = self.take_outbox(seq)? else {
+            return Ok(None);
+        };
+        let seq = self.next_outbox_seq()?;
+        let next = seq
+            .checked_add(1)
+            .ok_or_else(|| StoreError::InvalidRecord("outbox sequence numbers exhausted".into()))?;
+        self.insert_outbox(
+            OutboxItem {
+                seq,
+                ..refused_once_more(item)
+            },
+            next,
+        )
+        .map(Some)
+    }
+
+    /// Removes and returns outbox item `seq`.
+    fn take_outbox(&mut self, seq: u64) -> Result<Option<OutboxItem>, StoreError> {
+        let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
+        let removed = table.remove(seq).at(self.path)?;
+        removed
+            .map(|bytes| tables::decode(OUTBOX.name(), &seq, bytes.value()))
+            .transpose()
     }
 
     /// Remove delivered items; returns how many existed.
@@ -534,5 +586,13 @@ impl WriteTx<'_> {
         let next = self.next_outbox_seq()?;
         self.set_meta(tables::META_NEXT_OUTBOX_SEQ, next)?;
         self.set_meta(tables::META_SCHEMA_VERSION, version)
+    }
+}
+
+/// `item` with one more refusal counted.
+fn refused_once_more(item: OutboxItem) -> OutboxItem {
+    OutboxItem {
+        refused: item.refused.saturating_add(1),
+        ..item
     }
 }

@@ -1,13 +1,14 @@
 //! Tests: the full cycle under faults — a connection cut mid-download, a
-//! flipped byte, a Range request answered with 200, and the server down for
-//! a while. The agent runs in-process with an injected clock.
+//! flipped byte, a Range request answered with 200, the server down for a
+//! while, and status messages the server refuses. The agent runs in-process
+//! with an injected clock.
 
 use dm_server::{Faults, ServerConfig};
-use dmagent::store::{PackageState, TaskId};
+use dmagent::store::{OutboxBody, PackageState, TaskId};
 use sha2::{Digest, Sha256};
 
 use crate::support::agent::{settings, TestAgent};
-use crate::support::server::{assign_only, make_catalog, pattern, BIG_LEN};
+use crate::support::server::{assign_only, make_catalog, messages, pattern, BIG_LEN};
 
 /// A server whose catalog assigns only `BIG` (1 MiB) to every device.
 fn big_only(
@@ -224,4 +225,49 @@ fn while_the_server_is_down_work_parks_without_spending_retries() {
     agent.wait_state("BIG", PackageState::Installed);
     assert_big_intact(&agent);
     agent.wait_for("the reports", |_| statuses(&server, "DEV-DOWN").len() == 2);
+}
+
+#[test]
+fn a_status_the_server_refuses_is_kept_and_holds_up_no_other() {
+    let catalog = make_catalog();
+    assign_only(catalog.path(), &["BIG", "DEMO-APP"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut config = ServerConfig::new(catalog.path(), state.path());
+    config.workers = 1;
+    config.faults = Faults {
+        refuse_status_of: Some("BIG".into()),
+        ..Faults::default()
+    };
+    let server = dm_server::start(config).expect("server");
+    let agent = agent_for(&server, "DEV-REFUSED");
+    agent.wait_state("BIG", PackageState::Installed);
+    agent.wait_state("DEMO-APP", PackageState::Installed);
+
+    // DEMO-APP's messages get through, though BIG's came first and every
+    // one of those is refused.
+    agent.wait_for("DEMO-APP's reports", |_| {
+        messages(&server, "DEV-REFUSED", "DEMO-APP").ends_with(&[11031, 11035])
+    });
+    let held = agent.wait_for("only BIG's messages to be left", |s| {
+        s.outbox.len() == 2
+            && s.outbox.iter().all(|i| {
+                matches!(&i.body, OutboxBody::Status(m) if m.package_id == "BIG") && i.refused > 0
+            })
+    });
+    assert!(messages(&server, "DEV-REFUSED", "BIG").is_empty());
+    let ids: Vec<u32> = held
+        .outbox
+        .iter()
+        .map(|i| match &i.body {
+            OutboxBody::Status(m) => m.message_id.0,
+            other => panic!("a status, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [11030, 11031], "kept in the order they were queued");
+
+    // Once the server takes them, the next poll's drain delivers them.
+    server.faults().set(Faults::default());
+    agent.advance(301);
+    agent.wait_delivered();
+    assert_eq!(messages(&server, "DEV-REFUSED", "BIG"), [11030, 11031]);
 }

@@ -391,6 +391,51 @@ fn the_largest_report_fits_and_a_larger_record_is_refused_not_a_panic() -> TestR
 }
 
 #[test]
+fn refused_items_are_counted_in_place_or_moved_to_the_end_unchanged() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = db_path(&dir);
+    let store = Store::open(&path)?;
+    store.write(|tx| {
+        for i in 0..3 {
+            tx.enqueue_at(
+                OutboxBody::Status(status("A", MessageId(11030 + i), "r")),
+                1_000 + u64::from(i),
+            )?;
+        }
+        Ok(())
+    })?;
+    let before = store.outbox(10)?;
+    store.write(|tx| tx.count_refusal(&[1, 2, 99]))?;
+    let counted = store.outbox(10)?;
+    assert_eq!(
+        counted
+            .iter()
+            .map(|i| (i.seq, i.refused))
+            .collect::<Vec<_>>(),
+        [(1, 1), (2, 1), (3, 0)]
+    );
+    assert_eq!(store.write(|tx| tx.requeue_refused(1))?, Some(4));
+    assert_eq!(
+        store.write(|tx| tx.requeue_refused(1))?,
+        None,
+        "gone from 1"
+    );
+    drop(store);
+
+    // Kept across a restart: at the end, counted twice, otherwise as queued.
+    let store = Store::open(&path)?;
+    let after = store.outbox(10)?;
+    assert_eq!(
+        after.iter().map(|i| (i.seq, i.refused)).collect::<Vec<_>>(),
+        [(2, 1), (3, 0), (4, 2)]
+    );
+    assert_eq!(after[2].body, before[0].body);
+    assert_eq!(after[2].queued_unix, before[0].queued_unix);
+    assert_eq!(store.snapshot()?.next_outbox_seq, 5);
+    Ok(())
+}
+
+#[test]
 fn outbox_is_ordered_and_sequences_are_never_reused() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = db_path(&dir);

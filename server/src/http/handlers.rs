@@ -503,6 +503,16 @@ fn location(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reje
 fn status(app: &AppState, ctx: &RequestCtx, body: &[u8]) -> Result<Reply, Reject> {
     let doc: Status = decode(app, body)?;
     let (rec, echo) = known_device(app, ctx)?;
+    if let Some(m) = doc
+        .messages
+        .iter()
+        .find(|m| app.faults.refuses_status_of(&m.package_id))
+    {
+        return Err(Reject::bad(format!(
+            "fault injection: status messages about {} are refused",
+            m.package_id
+        )));
+    }
     let out = app
         .state
         .add_status(&rec.id, &doc.messages, &now_rfc3339())?;
