@@ -81,12 +81,14 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
                     _ => (body, None),
                 };
                 crate::failpoint::crash_point("reporter.send.before");
-                let accepted = match context
+                // `None`: refused for good, and kept. Otherwise removed from
+                // the outbox, and the digest of an accepted report kept.
+                let settled = match context
                     .transport
                     .post_xml(&url, &headers, action, body)
                     .await
                 {
-                    Ok(_) => digest,
+                    Ok(_) => Some(digest),
                     // Refused for good (a 4xx): kept, as status messages
                     // are never dropped (part B §8.5), and sent alone from
                     // then on. A batch's messages are each tried alone next;
@@ -96,48 +98,48 @@ async fn drain(context: Arc<AgentContext>) -> Result<usize, AgentError> {
                         if action == Action::Status
                             && matches!(e.attempt(), Attempt::Terminal(_)) =>
                     {
-                        if let [seq] = seqs[..] {
-                            let moved = context
-                                .db(move |s| s.write(|tx| tx.requeue_refused(seq)))
-                                .await?;
-                            tracing::warn!(
-                                "a status message refused by the server, kept behind the rest: {e}"
-                            );
-                            tried_from = tried_from.or(moved);
-                        } else {
-                            let count = seqs.len();
-                            context
-                                .db(move |s| s.write(|tx| tx.count_refusal(&seqs)))
-                                .await?;
-                            tracing::warn!(
-                                messages = count,
-                                "status refused by the server, its messages to be sent one by one: {e}"
-                            );
-                        }
-                        continue;
+                        tracing::warn!(
+                            messages = seqs.len(),
+                            "status refused by the server, kept to be sent alone: {e}"
+                        );
+                        None
                     }
                     // A report refused for good would block the outbox
                     // forever; it is dropped.
                     Err(e) if matches!(e.attempt(), Attempt::Terminal(_)) => {
                         tracing::warn!(%action, "report refused by the server and dropped: {e}");
-                        None
+                        Some(None)
                     }
                     Err(e) => return Err(e.into()),
                 };
-                crate::failpoint::crash_point("reporter.send.accepted");
                 let count = seqs.len();
-                // Removed from the outbox and remembered as accepted together.
-                context
+                let refused = settled.is_none();
+                if !refused {
+                    crate::failpoint::crash_point("reporter.send.accepted");
+                }
+                // One transaction either way (and one closure: each
+                // `db` call site is code of its own in a size-capped binary).
+                let moved = context
                     .db(move |s| {
-                        s.write(|tx| {
-                            tx.dequeue(&seqs)?;
-                            if let Some((report, digest)) = accepted {
-                                tx.set_report_digest(report, &digest)?;
+                        s.write(|tx| match settled {
+                            None => match seqs[..] {
+                                [seq] => tx.requeue_refused(seq),
+                                _ => tx.count_refusal(&seqs).map(|()| None),
+                            },
+                            Some(accepted) => {
+                                tx.dequeue(&seqs)?;
+                                if let Some((report, digest)) = accepted {
+                                    tx.set_report_digest(report, &digest)?;
+                                }
+                                Ok(None)
                             }
-                            Ok(())
                         })
                     })
                     .await?;
+                if refused {
+                    tried_from = tried_from.or(moved);
+                    continue;
+                }
                 crate::failpoint::crash_point("reporter.dequeue.committed");
                 delivered += count;
             }
