@@ -345,5 +345,13 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
          the pool, task wake-ups)."
             .to_owned(),
     );
+    row.notes.push(
+        "The rarely polling line on redb (0.164× in the run of 2026-12-07, 0.241× on \
+         2026-12-08, goal 0.25×) is P8's second line with the rotation's pauses: a poll whose \
+         record is not in memory reads it on a blocking thread. Its reason and next step are \
+         P8's (profile the read path: the thread hop, the record's decode, the write-behind \
+         of 100,000 dirty records)."
+            .to_owned(),
+    );
     Ok(row)
 }
