@@ -71,6 +71,26 @@ fn has_ascii_lowercase(bytes: &[u8]) -> bool {
     }
 }
 
+/// IDs whose sameness is easy to get wrong: a GUID in both cases, braced,
+/// doubly braced, a near-GUID, IDs that differ only in case, the empty ID.
+/// The fixture of this crate's tests and of its caller's.
+#[doc(hidden)]
+pub fn tricky_ids() -> [String; 10] {
+    let guid = "9a437ca5-5b17-4486-9e87-260742074a72";
+    [
+        guid.to_owned(),
+        guid.to_uppercase(),
+        format!("{{{guid}}}"),
+        format!("{{{}}}", guid.to_uppercase()),
+        format!("{{{{{guid}}}"),
+        "9A437CA5-5B17-4486-9E87-260742074A7G".to_owned(),
+        "abc".to_owned(),
+        "ABC".to_owned(),
+        "CEN00042".to_owned(),
+        String::new(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,19 +113,7 @@ mod tests {
 
     #[test]
     fn equal_keys_are_the_same_package() {
-        let guid = "9a437ca5-5b17-4486-9e87-260742074a72";
-        let ids = [
-            guid.to_owned(),
-            guid.to_uppercase(),
-            format!("{{{guid}}}"),
-            format!("{{{}}}", guid.to_uppercase()),
-            format!("{{{{{guid}}}"),
-            "9A437CA5-5B17-4486-9E87-260742074A7G".to_owned(),
-            "abc".to_owned(),
-            "ABC".to_owned(),
-            "CEN00042".to_owned(),
-            String::new(),
-        ];
+        let ids = tricky_ids();
         for a in &ids {
             for b in &ids {
                 assert_eq!(

@@ -16,7 +16,7 @@
 mod id;
 mod table;
 
-pub use id::{key, same_package};
+pub use id::{key, same_package, tricky_ids};
 
 use id::same_id;
 use table::{Entry, PackageTable, Probe};

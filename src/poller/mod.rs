@@ -203,19 +203,7 @@ mod tests {
 
     #[test]
     fn agrees_with_the_pairwise_comparison() {
-        let guid = "9a437ca5-5b17-4486-9e87-260742074a72";
-        let ids = [
-            guid.to_owned(),
-            guid.to_uppercase(),
-            format!("{{{guid}}}"),
-            format!("{{{}}}", guid.to_uppercase()),
-            format!("{{{{{guid}}}"),
-            "9A437CA5-5B17-4486-9E87-260742074A7G".to_owned(),
-            "abc".to_owned(),
-            "ABC".to_owned(),
-            "CEN00042".to_owned(),
-            String::new(),
-        ];
+        let ids = package_join::tricky_ids();
         let states = PackageState::ALL;
         // Every stored subset of the first few IDs against listed sequences
         // drawn from all of them, with duplicates.
