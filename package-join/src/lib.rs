@@ -18,6 +18,8 @@ mod table;
 
 pub use id::{key, same_package, tricky_ids};
 
+use std::borrow::Cow;
+
 use id::same_id;
 use table::{Entry, PackageTable, Probe};
 
@@ -32,7 +34,7 @@ pub struct Stored<'a> {
 impl<'a> Stored<'a> {
     /// ID `i` (empty past the end, or where `ends` is out of order).
     #[inline(always)]
-    fn id(&self, i: u32) -> &'a [u8] {
+    pub fn id(&self, i: u32) -> &'a [u8] {
         let i = i as usize;
         let start = match i.checked_sub(1) {
             Some(before) => self.ends.get(before).copied().unwrap_or(0),
@@ -60,7 +62,7 @@ pub const OWN: u32 = 1 << 31;
 impl<'a> Listed<'a> {
     /// ID `k` (empty past the end or where a span is out of range).
     #[inline(always)]
-    fn id(&self, k: u32) -> &'a [u8] {
+    pub fn id(&self, k: u32) -> &'a [u8] {
         let Some(&(start, end)) = self.spans.get(k as usize) else {
             return &[];
         };
@@ -159,11 +161,9 @@ pub fn join(stored: Stored<'_>, listed: Listed<'_>) -> Option<Join> {
         if found.is_none() {
             // Not under its own spelling: look again under its key, and
             // add it there as new if it is not there either.
-            let folded = key(id);
-            let hash = if folded.as_ref() == id {
-                spelled
-            } else {
-                table.hash(&folded)
+            let hash = match key(id) {
+                Cow::Borrowed(_) => spelled,
+                Cow::Owned(folded) => table.hash(&folded),
             };
             let mut probe = table.probe(hash);
             found = find(&table, &mut probe, stored, listed, id);

@@ -243,14 +243,11 @@ impl PackageList {
     /// ID `k` as bytes (see `PackageStates::get_bytes`).
     #[inline(always)]
     pub(crate) fn get_bytes(&self, k: usize) -> Option<&[u8]> {
-        let &(start, end) = self.spans.get(k)?;
-        if start & OWN == 0 {
-            self.text.get(start as usize..end as usize)
-        } else {
-            self.own
-                .as_bytes()
-                .get((start & !OWN) as usize..end as usize)
-        }
+        // Every span is in range (`push` makes them): only `k` is checked.
+        let k = u32::try_from(k)
+            .ok()
+            .filter(|&k| (k as usize) < self.len())?;
+        Some(self.as_listed().id(k))
     }
 
     /// The IDs as the poller's join reads them.

@@ -258,15 +258,10 @@ impl PackageStates {
     /// boundaries, a call per ID at the size-optimised level).
     #[inline(always)]
     pub(crate) fn get_bytes(&self, i: usize) -> Option<(&[u8], PackageState)> {
-        let start = match i.checked_sub(1) {
-            Some(before) => *self.ends.get(before)?,
-            None => 0,
-        };
-        let (&end, &state) = (self.ends.get(i)?, self.states.get(i)?);
-        Some((
-            self.ids.as_bytes().get(start as usize..end as usize)?,
-            state,
-        ))
+        // Every end is in order and in range (`push` and `read_into` make
+        // them): only `i` is checked.
+        let state = *self.states.get(i)?;
+        Some((self.as_stored().id(u32::try_from(i).ok()?), state))
     }
 
     /// The ID of package `i` and its state.

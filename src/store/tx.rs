@@ -456,42 +456,41 @@ impl WriteTx<'_> {
     /// Queue an item for the server with an explicit queue time; returns its
     /// sequence number (monotonic, never reused).
     pub fn enqueue_at(&mut self, body: OutboxBody, queued_unix: u64) -> Result<u64, StoreError> {
-        let seq = self.next_outbox_seq()?;
-        let next = seq
-            .checked_add(1)
-            .ok_or_else(|| StoreError::InvalidRecord("outbox sequence numbers exhausted".into()))?;
-        let item = OutboxItem {
+        self.append_outbox(|seq| OutboxItem {
             seq,
             queued_unix,
             body,
             refused: 0,
-        };
-        self.insert_outbox(item, next)
+        })
     }
 
-    /// Writes `item` under its `seq` and moves the next sequence number on
-    /// to `next`.
-    fn insert_outbox(&mut self, item: OutboxItem, next: u64) -> Result<u64, StoreError> {
-        let seq = item.seq;
-        let bytes = encode(OUTBOX.name(), &seq, &item)?;
-        {
-            let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
-            table.insert(seq, bytes.as_slice()).at(self.path)?;
-        }
+    /// Writes `item(seq)` at the end of the outbox, under the next sequence
+    /// number, and moves that number on.
+    fn append_outbox(&mut self, item: impl FnOnce(u64) -> OutboxItem) -> Result<u64, StoreError> {
+        let seq = self.next_outbox_seq()?;
+        let next = seq
+            .checked_add(1)
+            .ok_or_else(|| StoreError::InvalidRecord("outbox sequence numbers exhausted".into()))?;
+        self.put_outbox(&item(seq))?;
         self.set_meta(tables::META_NEXT_OUTBOX_SEQ, next)?;
         Ok(seq)
+    }
+
+    /// Writes `item` under its `seq`.
+    fn put_outbox(&mut self, item: &OutboxItem) -> Result<(), StoreError> {
+        let bytes = encode(OUTBOX.name(), &item.seq, item)?;
+        let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
+        table.insert(item.seq, bytes.as_slice()).at(self.path)?;
+        Ok(())
     }
 
     /// Counts one refusal by the server of each of these items, in place;
     /// items no longer there are skipped.
     pub fn count_refusal(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
         for &seq in seqs {
-            let Some(item) = self.take_outbox(seq)? else {
-                continue;
-            };
-            let bytes = encode(OUTBOX.name(), &seq, &refused_once_more(item))?;
-            let mut table = self.tx.open_table(OUTBOX).at(self.path)?;
-            table.insert(seq, bytes.as_slice()).at(self.path)?;
+            if let Some(item) = self.take_outbox(seq)? {
+                self.put_outbox(&refused_once_more(item))?;
+            }
         }
         Ok(())
     }
@@ -503,18 +502,9 @@ impl WriteTx<'_> {
         let Some(item) = self.take_outbox(seq)? else {
             return Ok(None);
         };
-        let seq = self.next_outbox_seq()?;
-        let next = seq
-            .checked_add(1)
-            .ok_or_else(|| StoreError::InvalidRecord("outbox sequence numbers exhausted".into()))?;
-        self.insert_outbox(
-            OutboxItem {
-                seq,
-                ..refused_once_more(item)
-            },
-            next,
-        )
-        .map(Some)
+        let item = refused_once_more(item);
+        self.append_outbox(|seq| OutboxItem { seq, ..item })
+            .map(Some)
     }
 
     /// Removes and returns outbox item `seq`.
