@@ -10,15 +10,22 @@ use anyhow::{bail, Context as _};
 pub struct Ctx {
     /// Runs per figure.
     pub runs: usize,
-    /// The directory holding `dmagent` and `dm-server` (the release build).
+    /// The directory holding `dmagent` (the release build).
     pub bin_dir: PathBuf,
+    /// dm-server under test: by default the `server` profile's build
+    /// (`target/server/dm-server`, every crate at opt-level 3).
+    server_bin: PathBuf,
     /// Scratch space, removed at the end.
     work: tempfile::TempDir,
 }
 
 impl Ctx {
     /// Finds the binaries next to this one and makes the scratch directory.
-    pub fn new(runs: usize, work_parent: Option<&Path>) -> anyhow::Result<Ctx> {
+    pub fn new(
+        runs: usize,
+        work_parent: Option<&Path>,
+        server_bin: Option<&Path>,
+    ) -> anyhow::Result<Ctx> {
         if runs == 0 {
             bail!("--runs must be at least 1");
         }
@@ -42,9 +49,14 @@ impl Ctx {
             None => tempfile::Builder::new().prefix("dm-bench-").tempdir(),
         }
         .context("creating the scratch directory")?;
+        let server_bin = match server_bin {
+            Some(p) => p.to_owned(),
+            None => bin_dir.join("../server/dm-server"),
+        };
         Ok(Ctx {
             runs,
             bin_dir,
+            server_bin,
             work,
         })
     }
@@ -52,6 +64,11 @@ impl Ctx {
     /// The agent binary under test.
     pub fn agent_bin(&self) -> PathBuf {
         self.bin_dir.join("dmagent")
+    }
+
+    /// The dm-server binary under test.
+    pub fn server_bin(&self) -> &Path {
+        &self.server_bin
     }
 
     /// A directory `name` inside the scratch space, kept between rows (for

@@ -38,6 +38,10 @@ struct Args {
     /// Scratch directory for packages, databases and logs (needs ~3 GiB).
     #[arg(long)]
     work: Option<PathBuf>,
+    /// The dm-server binary to measure; default `../server/dm-server` from
+    /// dm-bench's directory (`cargo build --profile server -p dm-server`).
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<PathBuf>,
     /// The command recorded in the report as the way to rerun it.
     #[arg(long, default_value = "bench/run")]
     command: String,
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let ctx = match Ctx::new(args.runs, args.work.as_deref()) {
+    let ctx = match Ctx::new(args.runs, args.work.as_deref(), args.server_bin.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("dm-bench: {e:#}");

@@ -12,6 +12,11 @@ use std::path::PathBuf;
 use clap::Parser;
 use dm_server::ServerConfig;
 
+/// mimalloc, not glibc's malloc: every poll allocates and frees dozens of
+/// small strings on two worker threads (benchmark P8).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Reference management server for dmagent.
 #[derive(Debug, Parser)]
 #[command(name = "dm-server", version)]

@@ -167,7 +167,7 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
     let dir = ctx.scratch("p11")?;
     let catalog = poll_catalog(&dir.join("catalog"))?;
     let pg = Postgres::start()?;
-    let bin = ctx.bin_dir.join("dm-server");
+    let bin = ctx.server_bin();
     let mut notes = Vec::new();
 
     for &n in &FLEETS {
@@ -176,7 +176,7 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
         let database = pg.database(&format!("dm_bench_{n}"))?;
         let files = here.join("files");
         let redb = ServerProcess::start(
-            &bin,
+            bin,
             catalog.dir(),
             &here.join("redb-state"),
             None,
@@ -184,14 +184,14 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
         )?;
         let replicas = [
             ServerProcess::start(
-                &bin,
+                bin,
                 catalog.dir(),
                 &files,
                 Some(&database),
                 &here.join("a.log"),
             )?,
             ServerProcess::start(
-                &bin,
+                bin,
                 catalog.dir(),
                 &files,
                 Some(&database),
@@ -322,7 +322,7 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
          the one redb replica get all devices from one `wrk -t2`, each PostgreSQL replica half \
          of them from its own `wrk -t1` (a device stays with one replica, as behind a load \
          balancer; the tests cover a device moving between replicas). Every server is the \
-         release binary as its own process with {WORKERS} workers; PostgreSQL 15 from Debian \
+         `server` profile's build (every crate at opt-level 3, mimalloc) as its own process with {WORKERS} workers; PostgreSQL 15 from Debian \
          runs with its defaults (fsync on) on a Unix socket, on the same 2 cores as the \
          servers and the load."
     ));

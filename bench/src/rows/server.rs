@@ -56,7 +56,7 @@ const PACKAGES: [(&str, u64); 3] = [
     ("6D2E5B1A-0C4F-4A8E-9B3D-1F2A3B4C5D03", 4 << 10),
 ];
 
-/// `dm-server` (the release binary) as a child process, stopped on drop.
+/// `dm-server` (the `server` profile's build) as a child process, stopped on drop.
 pub(super) struct ServerProcess {
     child: Child,
     pub(super) addr: SocketAddr,
@@ -76,7 +76,7 @@ impl ServerProcess {
     ) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!(
-                "{} not found: build it first (`cargo build --release -p dm-server`), or use bench/run",
+                "{} not found: build it first (`cargo build --profile server -p dm-server`), or use bench/run",
                 bin.display()
             );
         }
@@ -471,7 +471,7 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
 
     let catalog = poll_catalog(&dir.join("catalog"))?;
     let server = ServerProcess::start(
-        &ctx.bin_dir.join("dm-server"),
+        ctx.server_bin(),
         catalog.dir(),
         &dir.join("state"),
         None,
@@ -616,30 +616,23 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
         goal: Goal::AtLeast(RARE_GOAL),
     });
     row.notes.push(
-        "Goal ≥ 0.7× nginx (issue 13; it was 0.5×). If missed, why and what is next: each \
-         poll parses the DevicePoll, checks the device's token, updates its record behind, \
-         and encodes the reply, where nginx returns fixed bytes. Measured on 2026-12-07 \
-         (perf and `perf stat` on dm-server during the load): dm-server used 1.5 of the two \
-         cores, wrk the rest, at about 45,000 polls/s, so about 33 µs of CPU per poll, 42% \
-         of it in the kernel (loopback `sendto`/`recvfrom`, one of each per poll, and the \
-         wake-ups they cause), 18% in libc (malloc and free), 40% in dm-server (actix's \
-         header parsing, the DevicePoll decode, the record update). nginx answered about \
-         136,000 polls/s on the same two cores. At 0.7× (~95,000 polls/s) wrk alone needs \
-         most of a core, which leaves dm-server about 11 µs per poll: less than its kernel \
-         share today. So the goal is out of reach on this two-core machine by trimming \
-         user-space work alone; glibc malloc tunables (no trimming, a large top pad) \
-         measured no change. 2026-12-08, `perf stat` on both servers over one 5 s wrk run \
-         each (with a build running beside them, so rates are low, counts are not): per \
-         poll, dm-server made 2.16 system calls and nginx 2.03 (one `recvfrom` and one \
-         `sendto` each; dm-server's `epoll_wait` returned ~54 polls at a time), so the \
-         kernel work is alike per call; dm-server used 24.9 µs of CPU per poll and nginx \
-         9.4 µs, 43% of dm-server's in the kernel (the loopback send waking the reader, its \
-         own wake-ups: 0.15 context switches per poll against nginx's 0.01) and ~11% in \
-         malloc and free. Next: fewer allocations per poll (the request's headers copied \
-         into owned strings, the DevicePoll decoded into owned strings and kept in the \
-         record, the issued timestamp formatted per poll; the encoded reply is already \
-         cached per set of matching rules), and the figure measured on a machine where the \
-         load generator has cores of its own."
+        "Goal ≥ 0.7× nginx (issue 13; it was 0.5×). Each poll parses the DevicePoll, checks \
+         the device's token, updates its record behind and encodes the reply, where nginx \
+         returns fixed bytes. 2026-12-08: dm-server's dependencies had been built at the \
+         agent's opt-level \"z\" (only its own crate at 3); the `server` profile builds every \
+         crate at 3 (server/README.md), and the server allocates with mimalloc. One run each, \
+         alternating on this machine: at \"z\" 0.484× and 0.561×; every crate at 3 0.553×, \
+         0.694×, 0.528× and 0.617×; with mimalloc too 0.633×, 0.720×, 0.567× and 0.546× \
+         (this machine's spread between runs is ±15%). Then the record update reuses the \
+         record's string buffers and the reply's body is looked up from the poll document \
+         before the update (no copies of name and platform). `perf stat` of that build over \
+         4 s of load: 17 µs of CPU per poll (24.9 µs on 2026-12-07; nginx 9.4 µs), 53% of it \
+         in the kernel; 377 futex calls a second (the record lock is not contended), 0.17 \
+         context switches per poll (nginx 0.01): the reply's `sendto` wakes a wrk thread that \
+         shares the two cores. If missed, what is next: the DevicePoll decode (about 7% of \
+         dm-server's samples) and the request's header copies are the largest user-space \
+         parts left; the kernel's share per poll is what two cores shared with the load \
+         generator cost, so the next measurement should give wrk cores of its own."
             .into(),
     );
     row.notes.push(format!(
@@ -650,7 +643,12 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
          the record from redb. Goal ≥ {RARE_GOAL}× nginx (P11's goal for one redb replica): \
          a poll that reads its record may cost at most {:.1} times one answered from memory. \
          If missed, what is next: profile the read path (the blocking-thread hop, the record's \
-         decode, the write-behind of 100,000 dirty records) as P8's first line was profiled.",
+         decode, the write-behind of 100,000 dirty records) as P8's first line was profiled. \
+         2026-12-08, perf over 4 s of this line: the blocking-thread hop (futex waits and \
+         wake-ups) took about 9% of dm-server's samples, redb's reads (`pread` of pages past \
+         its 4 MiB cache) 4%, the flush of about 30,000 records a second (JSON and redb \
+         inserts) 16%; the build of every crate at opt-level 3 took this line from 0.195× \
+         and 0.166× to 0.335× and 0.300× (one run each).",
         0.7f64 / RARE_GOAL
     ));
     if revisit_secs <= IN_MEMORY_SECS {
@@ -669,7 +667,8 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
          after a 2 s warm-up of each that gives every device its record."
     ));
     row.notes.push(format!(
-        "dm-server is the release binary as a separate process with its default {WORKERS} \
+        "dm-server is the `server` profile's build (every crate at opt-level 3, mimalloc) as \
+         a separate process with its default {WORKERS} \
          workers, a fresh state database and a catalog of three packages assigned to every \
          device (the reply is {} bytes: settings and three package IDs): nginx also runs as \
          separate processes, and neither side shares an allocator or a process with the \
@@ -700,8 +699,8 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
          Then about 27% of the time went to task switches: each poll hopped to a blocking \
          thread and back. A poll whose device record is in memory is now answered on the \
          async thread, the encoded reply is cached per set of matching catalog rules, and \
-         the last flush's records stay in memory until the next flush. dm-server is built at \
-         opt-level 3 (+3%). Every device here polls many times a second, so its record stays \
+         the last flush's records stay in memory until the next flush. dm-server's own crate \
+         at opt-level 3 gave +3%, every crate at 3 (the `server` profile) about +30%. Every device here polls many times a second, so its record stays \
          in memory; a fleet that polls hourly costs one redb read on a blocking thread per \
          poll, which this row does not measure."
             .to_owned(),
