@@ -43,7 +43,10 @@ impl RequestCtx {
             filename_header: get(HEADER_FULLY_QUALIFIED_FILENAME),
             user_agent: get(header::USER_AGENT.as_str()),
             remote_addr: req.peer_addr().map(|a| a.to_string()),
-            content_length: get(header::CONTENT_LENGTH.as_str())
+            content_length: req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok()),
         }
     }

@@ -322,6 +322,9 @@ struct PollPlan<'a> {
     body_token: Option<String>,
     issued: String,
     may_block: bool,
+    /// The reply's body: the catalog's answer for the name and platform of
+    /// this poll's document, which the update stores as the record's.
+    body: Bytes,
 }
 
 /// The change a poll makes to the device record, once authorised.
@@ -339,15 +342,23 @@ impl<'a> PollPlan<'a> {
         doc: Option<&DevicePoll>,
         may_block: bool,
     ) -> Result<Self, PollStop> {
+        let id = device_id(ctx, doc)?;
+        let ident = doc.map(|d| &d.identification);
+        let body = app.catalog.get().poll_response(&DeviceFacts {
+            id: &id,
+            name: ident.and_then(|i| i.device_name.as_deref()),
+            platform: ident.and_then(|i| i.platform.as_deref()),
+        });
         Ok(PollPlan {
             app,
             ctx,
-            id: device_id(ctx, doc)?,
+            id,
             body_token: doc
                 .and_then(|d| d.connection.as_ref())
                 .and_then(|c| c.authorization_token.clone()),
             issued: now_rfc3339(),
             may_block,
+            body,
         })
     }
 
@@ -370,12 +381,7 @@ impl<'a> PollPlan<'a> {
 
     /// The poll response, the record updated.
     fn reply(self, polled: Polled) -> Reply {
-        let body = self.app.catalog.get().poll_response(&DeviceFacts {
-            id: &self.id,
-            name: polled.name.as_deref(),
-            platform: polled.platform.as_deref(),
-        });
-        Reply::xml(body)
+        Reply::xml(self.body)
             .header(HEADER_TIMESTAMP, Some(self.issued))
             .header(HEADER_AUTH, polled.token)
     }
@@ -389,22 +395,31 @@ impl PollUpdate<'_> {
         if r.first_seen.is_empty() {
             r.first_seen.clone_from(issued);
         }
+        // clone_from, field by field: a record polled before keeps its
+        // strings' buffers (a derived `clone_from` would allocate anew).
         r.last_seen.clone_from(issued);
         r.poll = doc;
-        r.headers.clone_from(&ctx.headers);
-        r.action_header = ctx.action_header.clone().unwrap_or_default();
+        let (h, sent) = (&mut r.headers, &ctx.headers);
+        h.uuid.clone_from(&sent.uuid);
+        h.auth.clone_from(&sent.auth);
+        h.timestamp.clone_from(&sent.timestamp);
+        h.client_version.clone_from(&sent.client_version);
+        r.action_header.clear();
+        r.action_header
+            .push_str(ctx.action_header.as_deref().unwrap_or_default());
         r.user_agent.clone_from(&ctx.user_agent);
         r.remote_addr.clone_from(&ctx.remote_addr);
         r.poll_count += 1;
-        r.issued_timestamp = Some(issued.clone());
+        match &mut r.issued_timestamp {
+            Some(t) => t.clone_from(issued),
+            None => r.issued_timestamp = Some(issued.clone()),
+        }
         if self.enrol {
             r.auth_token = Some(uuid::Uuid::new_v4().to_string());
             r.token_presented = false;
         }
         r.token_presented |= self.presented;
         Polled {
-            name: r.name().map(str::to_owned),
-            platform: r.platform().map(str::to_owned),
             token: if app.config.auth {
                 r.auth_token.clone()
             } else {
@@ -417,8 +432,6 @@ impl PollUpdate<'_> {
 
 /// What a poll needs of the device record after updating it.
 struct Polled {
-    name: Option<String>,
-    platform: Option<String>,
     token: Option<String>,
     enrolled: bool,
 }
