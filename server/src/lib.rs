@@ -33,6 +33,12 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
+/// Blocking threads of each worker (actix's default: 512 shared out). They
+/// read and commit device records, status and reports (redb has one writer)
+/// and read package files; hundreds of them on two cores mostly cost
+/// context switches and cold caches (benchmark P8's rarely polling line).
+pub const BLOCKING_THREADS_PER_WORKER: usize = 8;
+
 pub use catalog::{CatalogError, CatalogHandle};
 pub use config::ServerConfig;
 pub use faults::{FaultHandle, Faults};
@@ -113,6 +119,7 @@ pub fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                         .configure(move |cfg| http::configure(cfg, &ep))
                 })
                 .workers(workers)
+                .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
                 .disable_signals()
                 .shutdown_timeout(2)
                 .listen(listener)?

@@ -85,6 +85,47 @@ fn range_table() {
     assert_eq!(get(&ts, "/packages/NOPE/big.bin", &[]).status, 404);
 }
 
+/// Downloads whose clients read nothing hold no blocking thread: a poll
+/// that needs one (its device is new) is answered while more such
+/// downloads are open than the worker has blocking threads.
+#[test]
+fn stalled_downloads_leave_the_blocking_threads_to_polls() {
+    use std::io::Write as _;
+    let ts = start(); // one worker
+    let size = 32u64 << 20; // far more than loopback socket buffers hold
+    let file = std::fs::File::create(ts.catalog.path().join("files/stall.bin")).expect("create");
+    file.set_len(size).expect("sparse file");
+    std::fs::write(
+        ts.catalog.path().join("packages/stall.toml"),
+        "id = \"STALL\"\nname = \"Stall\"\nfile = \"files/stall.bin\"\n",
+    )
+    .expect("write");
+    ts.server.catalog().reload().expect("reload");
+    let stalled = dm_server::BLOCKING_THREADS_PER_WORKER + 4;
+    let addr = ts.server.addr();
+    let _open: Vec<std::net::TcpStream> = (0..stalled)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            write!(
+                s,
+                "GET /packages/STALL/stall.bin HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+            )
+            .expect("send");
+            s
+        })
+        .collect();
+    // Until the server has filled what the sockets buffer and waits.
+    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    let r = poll(&ts, "STALL-NEW-DEVICE", "new");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the poll waited {:?} behind {stalled} stalled downloads",
+        t0.elapsed()
+    );
+}
+
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("-v")

@@ -648,7 +648,14 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
          wake-ups) took about 9% of dm-server's samples, redb's reads (`pread` of pages past \
          its 4 MiB cache) 4%, the flush of about 30,000 records a second (JSON and redb \
          inserts) 16%; the build of every crate at opt-level 3 took this line from 0.195× \
-         and 0.166× to 0.335× and 0.300× (one run each).",
+         and 0.166× to 0.335× and 0.300× (one run each). Then a profile of that build had \
+         34% of dm-server's samples on blocking threads, with page zeroing and thread \
+         wake-ups high among them: actix gives each worker up to 256 blocking threads, and \
+         a poll that reads its record started new ones. Each worker now has 8 \
+         (`dm_server::BLOCKING_THREADS_PER_WORKER`; a download reads each chunk on a \
+         blocking task of its own, so a slow client holds none): 0.361× and 0.258× against \
+         0.193× and 0.187× (one run each, alternating). redb's page cache at 64 instead of \
+         4 MiB gained nothing (0.188× and 0.175× against 0.238× and 0.196×).",
         0.7f64 / RARE_GOAL
     ));
     if revisit_secs <= IN_MEMORY_SECS {

@@ -1,9 +1,12 @@
 //! `GET`/`HEAD /packages/{id}/{file}`: package files with single-range
 //! support, streamed from disk in 64 KiB chunks (constant memory).
 
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::File;
+use std::future::Future;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::body::SizedStream;
@@ -11,7 +14,7 @@ use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::range::{evaluate, RangeOutcome};
 use super::{apply_request_faults, AppState};
@@ -91,10 +94,24 @@ impl futures_core::Stream for EmptyStream {
     }
 }
 
-/// File bytes `start..start+len`, read by a blocking task into a channel of
-/// two chunks; applies the cut and flip faults.
+/// One chunk's read: the file (opened by the first) and the bytes.
+type ChunkRead = std::io::Result<(Arc<File>, Bytes)>;
+
+/// File bytes `start..start+len` in chunks of [`CHUNK`], each read by a
+/// blocking task of its own, one chunk ahead of the client. A download holds
+/// no blocking thread while it waits for a slow client: a worker has only
+/// [`crate::BLOCKING_THREADS_PER_WORKER`], which the polls that read the
+/// disk need too. Applies the cut and flip faults.
 struct FileStream {
-    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    path: Arc<PathBuf>,
+    /// Open after the first read.
+    file: Option<Arc<File>>,
+    /// The chunk being read.
+    read: Option<JoinHandle<ChunkRead>>,
+    /// Where the read after `read` starts; `end` when there is none.
+    next: u64,
+    end: u64,
+    flip_at: Option<u64>,
     sent: u64,
     cut_after: Option<u64>,
     counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
@@ -102,43 +119,43 @@ struct FileStream {
 
 impl FileStream {
     fn open(path: PathBuf, start: u64, len: u64, faults: DownloadFaults) -> Self {
-        let (tx, rx) = mpsc::channel(2);
-        let flip_at = faults.flip_at;
-        actix_web::rt::task::spawn_blocking(move || {
-            let result = (|| -> std::io::Result<()> {
-                let mut f = std::fs::File::open(&path)?;
-                f.seek(SeekFrom::Start(start))?;
-                let mut left = len;
-                let mut pos = start;
-                while left > 0 {
-                    let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
-                    let mut buf = vec![0u8; want];
-                    f.read_exact(&mut buf)?;
-                    if let Some(k) = flip_at {
-                        if k >= pos && k < pos + want as u64 {
-                            let i = usize::try_from(k - pos).unwrap_or(0);
-                            buf[i] ^= 0xFF;
-                        }
-                    }
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        return Ok(()); // the client went away
-                    }
-                    left -= want as u64;
-                    pos += want as u64;
-                }
-                Ok(())
-            })();
-            if let Err(e) = result {
-                tracing::warn!(error = %e, path = %path.display(), "package read failed");
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
         FileStream {
-            rx,
+            path: Arc::new(path),
+            file: None,
+            read: None,
+            next: start,
+            end: start + len,
+            flip_at: faults.flip_at,
             sent: 0,
             cut_after: faults.cut_after,
             counter: None,
         }
+    }
+
+    /// Starts the read of the chunk at `next`, if any is left.
+    fn read_ahead(&mut self) {
+        if self.read.is_some() || self.next >= self.end {
+            return;
+        }
+        let pos = self.next;
+        let want = usize::try_from((self.end - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
+        self.next += want as u64;
+        let (path, file, flip_at) = (self.path.clone(), self.file.clone(), self.flip_at);
+        self.read = Some(actix_web::rt::task::spawn_blocking(move || {
+            let file = match file {
+                Some(f) => f,
+                None => Arc::new(File::open(&*path)?),
+            };
+            let mut buf = vec![0u8; want];
+            file.read_exact_at(&mut buf, pos)?;
+            if let Some(k) = flip_at {
+                if k >= pos && k < pos + want as u64 {
+                    let i = usize::try_from(k - pos).unwrap_or(0);
+                    buf[i] ^= 0xFF;
+                }
+            }
+            Ok((file, Bytes::from(buf)))
+        }));
     }
 }
 
@@ -153,21 +170,37 @@ impl futures_core::Stream for FileStream {
                 ))));
             }
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(mut chunk))) => {
-                if let Some(cut) = self.cut_after {
-                    let room = cut - self.sent;
-                    if (chunk.len() as u64) > room {
-                        chunk.truncate(usize::try_from(room).unwrap_or(0));
-                    }
-                }
-                self.sent += chunk.len() as u64;
-                if let Some(counter) = &self.counter {
-                    counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                }
-                Poll::Ready(Some(Ok(chunk)))
+        self.read_ahead();
+        let Some(read) = self.read.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let result = match Pin::new(read).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        };
+        self.read = None;
+        let mut chunk = match result {
+            Ok((file, chunk)) => {
+                self.file = Some(file);
+                chunk
             }
-            other => other,
+            Err(e) => {
+                tracing::warn!(error = %e, path = %self.path.display(), "package read failed");
+                self.next = self.end;
+                return Poll::Ready(Some(Err(e)));
+            }
+        };
+        self.read_ahead();
+        if let Some(cut) = self.cut_after {
+            let room = cut - self.sent;
+            if (chunk.len() as u64) > room {
+                chunk.truncate(usize::try_from(room).unwrap_or(0));
+            }
         }
+        self.sent += chunk.len() as u64;
+        if let Some(counter) = &self.counter {
+            counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Poll::Ready(Some(Ok(chunk)))
     }
 }

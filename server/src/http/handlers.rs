@@ -595,7 +595,7 @@ pub(super) async fn file_collection(
         uuid::Uuid::new_v4()
     ));
     let file = std::fs::File::create(&tmp).map_err(internal)?;
-    let (size, sha256) = match receive(&mut payload, file, cap).await {
+    let (file, size, sha256) = match receive(&mut payload, file, cap).await {
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -612,6 +612,11 @@ pub(super) async fn file_collection(
     };
     let device = rec.id.clone();
     web::block(move || -> Result<(), Reject> {
+        if let Err(e) = file.sync_all() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(internal(e));
+        }
+        drop(file);
         let dest: PathBuf = state_dir.join(&rel);
         let placed = (|| {
             if let Some(parent) = dest.parent() {
@@ -634,12 +639,13 @@ pub(super) async fn file_collection(
     Ok(Reply::empty().header(HEADER_AUTH, echo))
 }
 
-/// Streams the body into `file`, hashing; `(size, sha256)`.
+/// Streams the body into `file`, hashing; `(file, size, sha256)`, the file
+/// not yet synced (that blocks: the caller does it on a blocking thread).
 async fn receive(
     payload: &mut web::Payload,
     mut file: std::fs::File,
     cap: u64,
-) -> Result<(u64, String), Reject> {
+) -> Result<(std::fs::File, u64, String), Reject> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     loop {
@@ -669,8 +675,7 @@ async fn receive(
         file = f;
         hasher = h;
     }
-    file.sync_all().map_err(internal)?;
-    Ok((size, crate::catalog::hex(&hasher.finalize())))
+    Ok((file, size, crate::catalog::hex(&hasher.finalize())))
 }
 
 fn internal(e: std::io::Error) -> Reject {
