@@ -346,11 +346,13 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
             .to_owned(),
     );
     row.notes.push(
-        "The rarely polling line on redb (0.164× in the run of 2026-12-07, 0.241× on \
-         2026-12-08, goal 0.25×) is P8's second line with the rotation's pauses: a poll whose \
-         record is not in memory reads it on a blocking thread. Its reason and next step are \
-         P8's (profile the read path: the thread hop, the record's decode, the write-behind \
-         of 100,000 dirty records)."
+        "The rarely polling line on redb is P8's second line with the rotation's pauses: a \
+         poll whose record is not in memory reads it on a blocking thread. It measured 0.164× \
+         on 2026-12-07, then 0.241× and 0.212× on 2026-12-08 (goal 0.25×), before the \
+         `server` profile (every crate at opt-level 3) and 8 blocking threads per worker \
+         (P8's notes say what each gave); after both, 0.419×. A faster server brings each \
+         device back sooner (every 2.5 s in the run of 2026-12-08 at e843e5e, against the \
+         2 s a record stays in memory): next, a larger fleet keeps this line measuring reads."
             .to_owned(),
     );
     Ok(row)

@@ -629,7 +629,9 @@ pub fn p8(ctx: &Ctx) -> anyhow::Result<Row> {
          4 s of load: 17 µs of CPU per poll (24.9 µs on 2026-12-07; nginx 9.4 µs), 53% of it \
          in the kernel; 377 futex calls a second (the record lock is not contended), 0.17 \
          context switches per poll (nginx 0.01): the reply's `sendto` wakes a wrk thread that \
-         shares the two cores. If missed, what is next: the DevicePoll decode (about 7% of \
+         shares the two cores. Two runs of 3 on 2026-12-08: 0.712× at 33ce38c, 0.637× at \
+         e843e5e; the line sits at its goal within this machine's spread. If missed, what is \
+         next: the DevicePoll decode (about 7% of \
          dm-server's samples) and the request's header copies are the largest user-space \
          parts left; the kernel's share per poll is what two cores shared with the load \
          generator cost, so the next measurement should give wrk cores of its own."
