@@ -594,7 +594,13 @@ pub(super) async fn file_collection(
         crate::state::INCOMING_PREFIX,
         uuid::Uuid::new_v4()
     ));
-    let file = std::fs::File::create(&tmp).map_err(internal)?;
+    let file = {
+        let tmp = tmp.clone();
+        web::block(move || std::fs::File::create(tmp))
+            .await
+            .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(internal)?
+    };
     let (file, size, sha256) = match receive(&mut payload, file, cap).await {
         Ok(v) => v,
         Err(e) => {
