@@ -165,6 +165,11 @@ impl RunningServer {
         self.received.snapshot()
     }
 
+    /// Polls so far whose device record was not in memory.
+    pub fn polls_from_database(&self) -> u64 {
+        self.received.polls_from_database()
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -623,3 +623,23 @@ on_both_backends!(
     views_escape_hostile_device_data,
     fault_injection_503_delay_relocate_cut_flip_and_ignore_range,
 );
+
+/// `GET /admin/received` counts the polls that read their record from the
+/// database (what benchmark P8's rarely polling line checks): a device's
+/// first poll does, the next one, its record in memory, does not, and after
+/// two flushes, which take the record out of memory, the next one does again.
+#[test]
+fn polls_that_read_their_record_from_the_database_are_counted() {
+    let ts = start();
+    assert_eq!(poll(&ts, "COUNTED-1", "one").status, 200);
+    assert_eq!(poll(&ts, "COUNTED-1", "one").status, 200);
+    assert_eq!(ts.server.polls_from_database(), 1);
+    ts.server.state().flush().expect("flush");
+    ts.server.state().flush().expect("flush");
+    assert_eq!(poll(&ts, "COUNTED-1", "one").status, 200);
+    let r = get(&ts, "/admin/received", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(v["polls_from_database"], 2, "{v}");
+    assert_eq!(v["by_kind"]["Poll"]["requests"], 3, "{v}");
+}

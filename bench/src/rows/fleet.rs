@@ -234,11 +234,11 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
         // The whole fleet in one script; each replica half of it (a device
         // stays with one replica, as behind a load balancer with affinity).
         let all = here.join("all.lua");
-        std::fs::write(&all, wrk_script(&devices, &issued))?;
+        std::fs::write(&all, wrk_script(&devices, &issued, 2))?;
         let (left, right) = devices.split_at(n / 2);
         let halves = [here.join("half-a.lua"), here.join("half-b.lua")];
-        std::fs::write(&halves[0], wrk_script(left, &issued))?;
-        std::fs::write(&halves[1], wrk_script(right, &issued))?;
+        std::fs::write(&halves[0], wrk_script(left, &issued, 1))?;
+        std::fs::write(&halves[1], wrk_script(right, &issued, 1))?;
 
         let mut targets = [
             Target {

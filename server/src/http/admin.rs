@@ -23,6 +23,19 @@ pub(super) async fn get_faults(req: HttpRequest, app: web::Data<AppState>) -> Ht
     HttpResponse::Ok().json(app.faults.get())
 }
 
+/// `GET /admin/received`: what devices sent, by message kind, and how many
+/// polls read their device record from the database.
+pub(super) async fn get_received(req: HttpRequest, app: web::Data<AppState>) -> HttpResponse {
+    if let Err(r) = loopback_only(&req) {
+        return r.response();
+    }
+    HttpResponse::Ok().json(serde_json::json!({
+        "by_kind": app.received.snapshot(),
+        "duplicate_statuses": app.received.duplicate_statuses(),
+        "polls_from_database": app.received.polls_from_database(),
+    }))
+}
+
 pub(super) async fn set_faults(
     req: HttpRequest,
     body: web::Bytes,

@@ -135,6 +135,7 @@ async fn xml_message(
             handlers::PollInline::Done(r) => return r,
             handlers::PollInline::Blocking(doc) => doc,
         };
+        app.received.add_poll_from_database();
         if let crate::state::State::Postgres(pg) = &*app.state {
             // Awaited here: a blocking thread would only block on the
             // client's runtime.

@@ -53,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, endpoint: &str) {
                 .route(web::delete().to(admin::clear_faults)),
         )
         .service(web::resource("/admin/reload").route(web::post().to(admin::reload)))
+        .service(web::resource("/admin/received").route(web::get().to(admin::get_received)))
         .service(web::resource("/healthz").route(web::get().to(healthz)));
     crate::views::configure(cfg);
 }
