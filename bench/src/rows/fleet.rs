@@ -350,9 +350,10 @@ pub fn p11(ctx: &Ctx) -> anyhow::Result<Row> {
          poll whose record is not in memory reads it on a blocking thread. It measured 0.164× \
          on 2026-12-07, then 0.241× and 0.212× on 2026-12-08 (goal 0.25×), before the \
          `server` profile (every crate at opt-level 3) and 8 blocking threads per worker \
-         (P8's notes say what each gave); after both, 0.419×. A faster server brings each \
-         device back sooner (every 2.5 s in the run of 2026-12-08 at e843e5e, against the \
-         2 s a record stays in memory): next, a larger fleet keeps this line measuring reads."
+         (P8's notes say what each gave); after both, 0.419×. At e843e5e only about \
+         two thirds of these polls read their record (two wrk threads cycling through every \
+         device drifted apart); since 000aa9e each thread polls a share of its own, and \
+         P8's notes give the share of polls that read from redb."
             .to_owned(),
     );
     Ok(row)
