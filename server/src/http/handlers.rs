@@ -572,9 +572,7 @@ pub(super) async fn file_collection(
     let (rec, echo) = {
         let app = app.clone();
         let ctx = ctx.clone();
-        web::block(move || known_device(&app, &ctx))
-            .await
-            .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
+        blocking(move || known_device(&app, &ctx)).await??
     };
     let rel = stored_relative_path(&rec.id, &original)
         .map_err(|e| Reject::bad(format!("X-Device-FullyQualifiedFilename: {e}")))?;
@@ -596,9 +594,8 @@ pub(super) async fn file_collection(
     ));
     let file = {
         let tmp = tmp.clone();
-        web::block(move || std::fs::File::create(tmp))
-            .await
-            .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        blocking(move || std::fs::File::create(tmp))
+            .await?
             .map_err(internal)?
     };
     let (file, size, sha256) = match receive(&mut payload, file, cap).await {
@@ -617,7 +614,7 @@ pub(super) async fn file_collection(
         received_at: now_rfc3339(),
     };
     let device = rec.id.clone();
-    web::block(move || -> Result<(), Reject> {
+    blocking(move || -> Result<(), Reject> {
         if let Err(e) = file.sync_all() {
             let _ = std::fs::remove_file(&tmp);
             return Err(internal(e));
@@ -640,8 +637,7 @@ pub(super) async fn file_collection(
         app2.state.put_file(&device, &record)?;
         Ok(())
     })
-    .await
-    .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .await??;
     Ok(Reply::empty().header(HEADER_AUTH, echo))
 }
 
@@ -670,18 +666,24 @@ async fn receive(
                 format!("the file exceeds the limit of {cap} bytes"),
             ));
         }
-        let (f, h) = web::block(move || {
+        let (f, h) = blocking(move || {
             file.write_all(&chunk)?;
             hasher.update(&chunk);
             Ok::<_, std::io::Error>((file, hasher))
         })
-        .await
-        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .await?
         .map_err(internal)?;
         file = f;
         hasher = h;
     }
     Ok((file, size, crate::catalog::hex(&hasher.finalize())))
+}
+
+/// Runs `f` on a blocking thread; a thread that failed is a 500.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Reject> {
+    web::block(f)
+        .await
+        .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 fn internal(e: std::io::Error) -> Reject {
